@@ -1,0 +1,132 @@
+"""The application factory: routers, middleware, templates, static files and error handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from caresync import __version__
+from caresync.config import get_settings
+from caresync.core import realtime
+from caresync.core.errors import DomainError, problem_body
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).parent / "web"
+PROBLEM_JSON = "application/problem+json"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; form-action 'self'"
+    ),
+}
+
+
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def _problem(request: Request, status: int, title: str, detail: str, slug: str, **extra: object) -> Response:
+    if _wants_html(request):
+        from caresync.web.pages import error_page
+
+        return error_page(request, status, title, detail, **extra)
+    body = problem_body(status, title, detail, slug=slug, instance=request.url.path, **extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        return _problem(request, exc.status, exc.title, exc.detail, exc.slug, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field'] or 'request'}: {e['message']}" for e in errors[:5])
+        return _problem(request, 422, "Validation failed", detail, "validation", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Not found", 405: "Method not allowed"}
+        title = titles.get(exc.status_code, "Request failed")
+        detail = (
+            str(exc.detail) if exc.detail and exc.status_code != 404 else "There is nothing at this address."
+        )
+        return _problem(request, exc.status_code, title, detail, "http")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _problem(request, 500, "Internal error", "Something went wrong on our side; it was logged. "
+                        "Try again, and contact support if it keeps happening.", "internal")  # fmt: skip
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    relay = asyncio.create_task(realtime.relay_from_redis(stop)) if get_settings().redis_url else None
+    yield
+    stop.set()
+    if relay:
+        await asyncio.wait_for(relay, timeout=5)
+
+
+def create_app() -> FastAPI:
+    """Build the CareSync web application."""
+    from caresync.identity.api import admin, auth, orgs, people
+    from caresync.web import pages
+    from caresync.web.api import router as platform
+    from caresync.web.api import ws_router
+
+    settings = get_settings()
+    settings.ensure_var_dir()
+    app = FastAPI(
+        title="CareSync API",
+        version=__version__,
+        description="One platform for care coordination, blood banking, imaging AI, analytics and document AI. "
+        "Authenticate with `POST /api/v1/auth/login`, then send `Authorization: Bearer <token>`.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=_lifespan,
+    )
+    _install_error_handlers(app)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            if key == "Content-Security-Policy" and request.url.path.startswith("/api/docs"):
+                continue  # Swagger UI needs its inline bootstrap script
+            response.headers.setdefault(key, value)
+        if request.url.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    for router in (auth, people, admin, orgs, platform, ws_router):
+        app.include_router(router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> RedirectResponse:
+        return RedirectResponse("/static/favicon.svg")
+
+    return app

@@ -1,0 +1,140 @@
+"""The ``caresync`` command line: serve, worker, migrate, demo, users and the audit check."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="CareSync: run the platform and look after it.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic ``upgrade head``)."""
+    from caresync.migrations.runner import upgrade
+
+    upgrade()
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="Web processes")] = 1,
+    reload: bool = False,
+) -> None:
+    """Run the web server."""
+    import uvicorn
+
+    uvicorn.run("caresync.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
+                proxy_headers=True, log_level="info")  # fmt: skip
+
+
+@app.command()
+def worker(threads: Annotated[int, typer.Option(help="Worker threads")] = 2) -> None:
+    """Run the background job worker (Huey consumer) in the foreground."""
+    from caresync.core.jobs import huey
+    from caresync.tasks import load_all
+
+    load_all()
+    huey.create_consumer(workers=threads, worker_type="thread").run()
+
+
+@app.command()
+def demo(
+    patients: Annotated[int, typer.Option(help="How many patients")] = 600,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 7,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if users exist")] = False,
+) -> None:
+    """Load the deterministic synthetic demo dataset and print the demo logins."""
+    from caresync.demo import DEMO_PASSWORD, load_demo
+
+    result = load_demo(patients=patients, seed=seed, if_empty=if_empty)
+    if result is None:
+        typer.echo("demo data already present; nothing loaded")
+    else:
+        typer.echo(f"loaded {result.organisations} organisations, {result.users} users, "
+                   f"{result.patients} patients")  # fmt: skip
+    from caresync.demo import print_logins
+
+    print_logins(typer.echo, DEMO_PASSWORD)
+
+
+@app.command("demo-code")
+def demo_code(email: str, seed: int = 7) -> None:
+    """Print the current MFA code of a demo staff account (demo data only)."""
+    import pyotp
+
+    from caresync.demo import DEMO_DOMAIN, demo_totp_secret
+
+    if not email.endswith(DEMO_DOMAIN):
+        raise typer.BadParameter("only demo accounts have known MFA secrets")
+    typer.echo(pyotp.TOTP(demo_totp_secret(email, seed)).now())
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    full_name: str,
+    role: str,
+    organisation: Annotated[str, typer.Option(help="Organisation name (staff)")] = "",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+) -> None:
+    """Create a user (e.g. the first admin of a new organisation)."""
+    from sqlalchemy import select
+
+    from caresync.core import audit
+    from caresync.core.auth import system_principal
+    from caresync.core.errors import DomainError
+    from caresync.db import session_factory, transaction
+    from caresync.identity.models import Organisation
+    from caresync.identity.rules import Role
+    from caresync.identity.service import create_user
+
+    try:
+        with transaction(session_factory()) as session:
+            org_id = None
+            if organisation:
+                org = session.execute(
+                    select(Organisation).where(Organisation.name == organisation)
+                ).scalar_one_or_none()
+                if org is None:
+                    raise typer.BadParameter(f"no organisation named {organisation!r}")
+                org_id = org.id
+            user = create_user(session, email=email, password=password, full_name=full_name, role=Role(role),
+                               organisation_id=org_id)  # fmt: skip
+            audit.record(session, system_principal("caresync CLI"), "user.create", resource_type="User",
+                         resource_id=user.id, detail={"role": role})  # fmt: skip
+    except DomainError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"created {role} {email}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole audit chain; exits 1 and names the first bad entry if it was tampered with."""
+    from caresync.core.audit import verify_chain
+    from caresync.db import session_factory
+
+    with session_factory()() as session:
+        report = verify_chain(session)
+    if report.problem is None:
+        typer.echo(f"audit chain OK: {report.entries} entries verified")
+        return
+    typer.echo(f"audit chain BROKEN at entry {report.problem.seq} ({report.problem.kind}): "
+               f"{report.problem.message}", err=True)  # fmt: skip
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,118 @@
+"""Permissions: what each role may do, plus the object rule for patient data.
+
+Role permissions answer "may a nurse ever do this?"; :func:`patient_access` answers "may this person see
+this patient now?". A patient sees only their own data; a doctor or nurse sees patients of their
+organisation with whom they have an active care relationship, or any patient after a break-glass
+declaration; everyone else is told the patient does not exist (404), so existence never leaks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from caresync.core import audit
+from caresync.core.auth import Principal
+from caresync.core.errors import Forbidden, NotFound
+from caresync.db import utcnow
+
+
+class Perm(StrEnum):
+    """Coarse permissions granted by role."""
+
+    PATIENT_READ = "patient:read"
+    PATIENT_WRITE = "patient:write"
+    PATIENT_CREATE = "patient:create"
+    PATIENT_BREAK_GLASS = "patient:break_glass"
+    OWN_PROFILE = "own:profile"
+    USER_MANAGE = "user:manage"
+    AUDIT_READ = "audit:read"
+    ORG_READ = "org:read"
+
+
+_CLINICIAN = frozenset(
+    {Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.PATIENT_CREATE, Perm.PATIENT_BREAK_GLASS, Perm.ORG_READ}
+)
+ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    "admin": frozenset({Perm.USER_MANAGE, Perm.AUDIT_READ, Perm.ORG_READ}),
+    "doctor": _CLINICIAN,
+    "nurse": _CLINICIAN,
+    "patient": frozenset({Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.OWN_PROFILE}),
+    "donor": frozenset({Perm.OWN_PROFILE}),
+    "bloodbank_staff": frozenset({Perm.ORG_READ}),
+    "pharmacist": frozenset({Perm.ORG_READ}),
+    "system": frozenset(Perm),
+}
+CLINICIANS = frozenset({"doctor", "nurse"})
+
+
+def has_perm(principal: Principal, perm: Perm) -> bool:
+    """Whether the principal's role carries ``perm``."""
+    return perm in ROLE_PERMISSIONS.get(principal.role, frozenset())
+
+
+def require(session: Session, principal: Principal, perm: Perm, action: str) -> None:
+    """Raise 403 (audited) unless the role carries ``perm``. For actions whose existence is public."""
+    if not has_perm(principal, perm):
+        audit.record_and_commit(session, principal, action, outcome="denied", detail={"missing": perm.value})
+        raise Forbidden("Your role does not allow this action.")
+
+
+class Access(StrEnum):
+    """Why access to a patient was granted."""
+
+    SELF = "self"
+    CARE_TEAM = "care_team"
+    BREAK_GLASS = "break_glass"
+    SYSTEM = "system"
+
+
+def patient_access(session: Session, principal: Principal, patient_id: uuid.UUID) -> Access | None:
+    """The basis on which ``principal`` may access the patient, or ``None``."""
+    from caresync.identity.models import BreakGlassGrant, CareRelationship
+
+    if principal.is_system:
+        return Access.SYSTEM
+    if principal.role == "patient":
+        return Access.SELF if principal.patient_id == patient_id else None
+    if principal.role not in CLINICIANS or principal.user_id is None:
+        return None
+    in_care = session.execute(
+        select(
+            exists().where(
+                CareRelationship.patient_id == patient_id,
+                CareRelationship.practitioner_id == principal.user_id,
+                CareRelationship.organisation_id == principal.organisation_id,
+                CareRelationship.ended_at.is_(None),
+            )
+        )
+    ).scalar()
+    if in_care:
+        return Access.CARE_TEAM
+    glass = session.execute(
+        select(
+            exists().where(
+                BreakGlassGrant.patient_id == patient_id,
+                BreakGlassGrant.user_id == principal.user_id,
+                BreakGlassGrant.expires_at > utcnow(),
+            )
+        )
+    ).scalar()
+    return Access.BREAK_GLASS if glass else None
+
+
+def authorize_patient(
+    session: Session, principal: Principal, patient_id: uuid.UUID, perm: Perm, action: str
+) -> Access:
+    """Check role permission and the object rule; on failure audit the denial and raise 404."""
+    access = patient_access(session, principal, patient_id) if has_perm(principal, perm) else None
+    if access is None:
+        audit.record_and_commit(
+            session, principal, action, outcome="denied", patient_id=patient_id, resource_type="Patient",
+            resource_id=patient_id,
+        )  # fmt: skip
+        raise NotFound("No such patient.")
+    return access

@@ -1,0 +1,204 @@
+"""A deterministic, realistic synthetic dataset for demos, manual testing and benchmarks.
+
+The same seed gives the same organisations, people and relationships. Demo staff have MFA already
+enrolled with secrets derived from the seed, so ``caresync demo-code EMAIL`` can print their current code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from caresync.core import audit, crypto
+from caresync.core.auth import system_principal
+from caresync.db import session_factory, transaction, utcnow
+from caresync.identity.models import CareRelationship, Organisation, Patient, User
+from caresync.identity.rules import BLOOD_GROUPS, verhoeff_check_digit
+
+DEMO_PASSWORD = "CareSync-demo-2026"
+DEMO_DOMAIN = "demo.caresync.dev"
+
+ORGANISATIONS = (
+    # name, kind, address, city, lat, lon
+    ("Riverside General Hospital", "hospital", "1 Riverside Avenue", "Lisbon", 38.7369, -9.1427),
+    ("St. Clare University Hospital", "hospital", "200 Campus Road", "Porto", 41.1496, -8.6109),
+    ("Harbour Family Clinic", "clinic", "14 Harbour Street", "Setubal", 38.5244, -8.8882),
+    ("National Blood Centre Lisbon", "blood_bank", "9 Donor Lane", "Lisbon", 38.7500, -9.1600),
+    ("Central Pharmacy", "pharmacy", "33 Market Square", "Lisbon", 38.7139, -9.1394),
+)
+STAFF_PLAN = {
+    "hospital": (("admin", 1), ("doctor", 4), ("nurse", 3), ("bloodbank_staff", 1), ("pharmacist", 1)),
+    "clinic": (("admin", 1), ("doctor", 2), ("nurse", 2)),
+    "blood_bank": (("admin", 1), ("bloodbank_staff", 3), ("doctor", 1)),
+    "pharmacy": (("admin", 1), ("pharmacist", 2)),
+}
+GIVEN = {
+    "female": ("Ana", "Maria", "Sofia", "Beatriz", "Amara", "Leila", "Chen", "Priya", "Olga", "Fatima", "Grace",
+               "Ines", "Yuki", "Zanele", "Elena", "Nadia", "Carmen", "Aisha", "Hannah", "Lucia"),
+    "male": ("Joao", "Pedro", "Miguel", "Tiago", "Kwame", "Omar", "Wei", "Arjun", "Ivan", "Samuel", "David",
+             "Rui", "Kenji", "Thabo", "Luca", "Yusuf", "Diego", "Ahmed", "Noah", "Mateus"),
+}  # fmt: skip
+FAMILY = ("Silva", "Santos", "Ferreira", "Pereira", "Oliveira", "Costa", "Rodrigues", "Martins", "Mensah",
+          "Haddad", "Zhang", "Patel", "Petrov", "Okafor", "Nakamura", "Dlamini", "Rossi", "Garcia", "Khan",
+          "Cohen", "Almeida", "Sousa", "Lopes", "Gomes", "Ribeiro", "Carvalho", "Teixeira", "Moreira")  # fmt: skip
+INSURERS = ("Medis", "Multicare", "AdvanceCare", "SNS (public)", "Allianz Care", "Cigna Global", "")
+ALLERGIES = ("penicillin", "peanuts", "latex", "shellfish", "sulfonamides", "ibuprofen", "pollen", "eggs")
+# Approximate ABO/Rh distribution in Western Europe.
+BLOOD_WEIGHTS = {"O-": 7, "O+": 38, "A-": 6, "A+": 34, "B-": 2, "B+": 9, "AB-": 1, "AB+": 3}
+assert set(BLOOD_WEIGHTS) == set(BLOOD_GROUPS)
+DEMO_LOGINS = (
+    ("admin", "admin@riverside.demo.caresync.dev"),
+    ("doctor", "doctor@riverside.demo.caresync.dev"),
+    ("nurse", "nurse@riverside.demo.caresync.dev"),
+    ("bloodbank_staff", "bloodbank@riverside.demo.caresync.dev"),
+    ("pharmacist", "pharmacist@riverside.demo.caresync.dev"),
+    ("patient", f"patient@{DEMO_DOMAIN}"),
+    ("donor", f"donor@{DEMO_DOMAIN}"),
+)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What was loaded."""
+
+    organisations: int
+    users: int
+    patients: int
+
+
+def demo_totp_secret(email: str, seed: int = 7) -> str:
+    """The deterministic TOTP secret of a demo staff account."""
+    digest = hashlib.sha256(f"caresync-demo:{seed}:{email}".encode()).digest()
+    return base64.b32encode(digest[:20]).decode()
+
+
+def _uuid(rng: random.Random) -> uuid.UUID:
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+def _slug(org_name: str) -> str:
+    return org_name.split()[0].lower().replace(".", "")
+
+
+def load_demo(*, patients: int = 600, seed: int = 7, if_empty: bool = False) -> DemoResult | None:
+    """Load the dataset in one transaction. With ``if_empty``, skip if any user exists."""
+    with transaction(session_factory()) as session:
+        if if_empty and session.execute(select(func.count(User.id))).scalar_one():
+            return None
+        return _load(session, patients, seed)
+
+
+def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
+    rng = random.Random(seed)
+    password_hash = crypto.hash_password(DEMO_PASSWORD)
+    orgs: list[Organisation] = []
+    users: list[User] = []
+    clinicians: dict[uuid.UUID, list[User]] = {}
+    for name, kind, address, city, lat, lon in ORGANISATIONS:
+        org = Organisation(id=_uuid(rng), name=name, kind=kind, address=address, city=city, country="PT",
+                           latitude=lat, longitude=lon, phone=f"+351 21 {rng.randint(1000000, 9999999)}")  # fmt: skip
+        session.add(org)
+        orgs.append(org)
+        for role, count in STAFF_PLAN[kind]:
+            for i in range(count):
+                users.append(_staff(session, rng, org, role, i, password_hash, seed))
+                if role in ("doctor", "nurse"):
+                    clinicians.setdefault(org.id, []).append(users[-1])
+    session.flush()
+    care_orgs = [o for o in orgs if o.kind in ("hospital", "clinic")]
+    now = utcnow()
+    links: list[CareRelationship] = []
+    for i in range(n_patients):
+        patient = _patient(rng, i, care_orgs)
+        session.add(patient)
+        if i == 0:
+            users.append(_account(session, rng, f"patient@{DEMO_DOMAIN}", patient, password_hash))
+        elif i < 20:
+            email = f"{patient.given_name}.{patient.family_name}.{i}@{DEMO_DOMAIN}".lower()
+            users.append(_account(session, rng, email, patient, password_hash))
+        org = care_orgs[0] if i < 40 else rng.choice(care_orgs)  # the demo doctor has a full list
+        team = clinicians[org.id]
+        for member in {team[0] if i < 40 else rng.choice(team), rng.choice(team)}:
+            links.append(CareRelationship(id=_uuid(rng), patient_id=patient.id, practitioner_id=member.id,
+                                          organisation_id=org.id, reason="demo", created_at=now))  # fmt: skip
+    donor = User(id=_uuid(rng), email=f"donor@{DEMO_DOMAIN}", full_name="Daniel Donor", role="donor",
+                 password_hash=password_hash, password_changed_at=now)  # fmt: skip
+    session.add(donor)
+    users.append(donor)
+    session.flush()
+    session.add_all(links)
+    session.flush()
+    audit.record(session, system_principal("caresync demo"), "demo.load",
+                 detail={"organisations": len(orgs), "users": len(users), "patients": n_patients})  # fmt: skip
+    return DemoResult(organisations=len(orgs), users=len(users), patients=n_patients)
+
+
+def _staff(session: Session, rng: random.Random, org: Organisation, role: str, index: int, password_hash: str,
+           seed: int) -> User:  # fmt: skip
+    sex = rng.choice(("female", "male"))
+    full_name = f"{rng.choice(GIVEN[sex])} {rng.choice(FAMILY)}"
+    prefix = {"bloodbank_staff": "bloodbank"}.get(role, role)
+    email = f"{prefix}{index or ''}@{_slug(org.name)}.{DEMO_DOMAIN}"
+    title = "Dr. " if role == "doctor" else ""
+    user = User(id=_uuid(rng), email=email, full_name=title + full_name, role=role, organisation_id=org.id,
+                password_hash=password_hash, password_changed_at=utcnow())  # fmt: skip
+    user.mfa_secret_encrypted = crypto.encrypt_text(demo_totp_secret(email, seed), aad=str(user.id))
+    user.mfa_enabled = True
+    session.add(user)
+    return user
+
+
+def _account(session: Session, rng: random.Random, email: str, patient: Patient, password_hash: str) -> User:
+    user = User(id=_uuid(rng), email=email, full_name=f"{patient.given_name} {patient.family_name}",
+                role="patient", password_hash=password_hash, password_changed_at=utcnow())  # fmt: skip
+    session.add(user)
+    patient.user_id = user.id
+    patient.email = email
+    return user
+
+
+def _patient(rng: random.Random, index: int, orgs: list[Organisation]) -> Patient:
+    sex = rng.choices(("female", "male", "other", "unknown"), weights=(50, 48, 1, 1))[0]
+    given = rng.choice(
+        GIVEN["female" if sex == "female" else "male" if sex == "male" else rng.choice(("female", "male"))]
+    )
+    family = rng.choice(FAMILY)
+    age_days = int(rng.triangular(0, 95, 45) * 365.25)
+    home = rng.choice(orgs)
+    body = str(rng.randrange(10**10, 10**11))
+    allergies = ", ".join(sorted(rng.sample(ALLERGIES, rng.choice((0, 0, 0, 1, 1, 2)))))
+    return Patient(
+        id=_uuid(rng), health_id=body + verhoeff_check_digit(body), given_name=given, family_name=family,
+        birth_date=date.today() - timedelta(days=age_days), sex=sex,
+        phone=f"+351 9{rng.randint(10, 69)} {rng.randint(100, 999)} {rng.randint(100, 999)}",
+        email="", address_line=f"{rng.randint(1, 250)} {rng.choice(('Rua', 'Avenida', 'Travessa'))} "
+        f"{rng.choice(FAMILY)}", city=home.city, postal_code=f"{rng.randint(1000, 4999)}-{rng.randint(100, 999)}",
+        country="PT", latitude=round((home.latitude or 0) + rng.uniform(-0.08, 0.08), 5),
+        longitude=round((home.longitude or 0) + rng.uniform(-0.08, 0.08), 5),
+        insurance_provider=(insurer := rng.choice(INSURERS)),
+        insurance_number=f"{rng.randint(10**8, 10**9 - 1)}" if insurer else "",
+        emergency_contact_name=f"{rng.choice(GIVEN[rng.choice(('female', 'male'))])} {family}",
+        emergency_contact_phone=f"+351 9{rng.randint(10, 69)} {rng.randint(100, 999)} {rng.randint(100, 999)}",
+        emergency_contact_relation=rng.choice(("spouse", "parent", "child", "sibling", "friend")),
+        allergies=allergies,
+        blood_group=rng.choices(list(BLOOD_WEIGHTS), weights=list(BLOOD_WEIGHTS.values()))[0] if index % 5 else None,
+    )  # fmt: skip
+
+
+def print_logins(echo: Callable[[str], None], password: str) -> None:
+    """Print the demo sign-ins, one per role."""
+    echo("")
+    echo(f"Demo sign-ins (password for all: {password}):")
+    for role, email in DEMO_LOGINS:
+        mfa = "  (MFA: run `caresync demo-code " + email + "` for the current code)" if role not in (
+            "patient", "donor") else ""  # fmt: skip
+        echo(f"  {role:<16} {email}{mfa}")
+    echo("")

@@ -1,0 +1,279 @@
+"""Patient profile use cases: register, read, edit, list and search, care teams, break-glass access and
+each patient's access history. Every read and write passes ``core.rbac`` and lands in ``core.audit``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from caresync.config import get_settings
+from caresync.core import audit
+from caresync.core.audit import AuditEntry
+from caresync.core.auth import Principal
+from caresync.core.errors import Conflict, NotFound, ValidationFailed
+from caresync.core.notify import notify
+from caresync.core.pagination import Page, paginate, parse_sort
+from caresync.core.rbac import CLINICIANS, Access, Perm, authorize_patient, has_perm, require
+from caresync.db import utcnow
+from caresync.identity.models import BreakGlassGrant, CareRelationship, Patient, User
+from caresync.identity.rules import new_health_id, normalise_health_id
+
+PATIENT_SORTS = {
+    "family_name": Patient.family_name,
+    "birth_date": Patient.birth_date,
+    "created_at": Patient.created_at,
+    "updated_at": Patient.updated_at,
+}
+EDITABLE_FIELDS = frozenset(
+    {
+        "given_name", "family_name", "birth_date", "sex", "phone", "email", "address_line", "city",
+        "postal_code", "country", "latitude", "longitude", "insurance_provider", "insurance_number",
+        "emergency_contact_name", "emergency_contact_phone", "emergency_contact_relation", "allergies",
+        "blood_group",
+    }
+)  # fmt: skip
+# Fields only clinicians may change: a patient's own claim about their blood group is not clinical truth.
+CLINICIAN_ONLY_FIELDS = frozenset({"blood_group"})
+
+
+def new_patient(**fields: Any) -> Patient:
+    """A ``Patient`` object with a fresh Health ID (not yet added to a session)."""
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    return Patient(health_id=new_health_id(), **fields)
+
+
+def _add_with_unique_health_id(session: Session, patient: Patient) -> None:
+    for _ in range(5):  # 9e10 ids: a clash is rare, but the unique constraint is the judge
+        if not session.execute(select(Patient.id).where(Patient.health_id == patient.health_id)).first():
+            session.add(patient)
+            session.flush()
+            return
+        patient.health_id = new_health_id()
+    raise Conflict("Could not allocate a Health ID; try again.")
+
+
+def create_patient(session: Session, principal: Principal, fields: dict[str, Any]) -> Patient:
+    """A clinician registers a patient, who joins the clinician's care list."""
+    require(session, principal, Perm.PATIENT_CREATE, "patient.create")
+    patient = new_patient(**fields)
+    _add_with_unique_health_id(session, patient)
+    _link_care(session, patient.id, principal.user_id, principal.organisation_id, "registered the patient")
+    audit.record(session, principal, "patient.create", patient_id=patient.id, resource_type="Patient",
+                 resource_id=patient.id)  # fmt: skip
+    return patient
+
+
+def register_own_profile(session: Session, fields: dict[str, Any]) -> Patient:
+    """The profile for a self-registering patient (added to the session; the account links it)."""
+    patient = new_patient(**fields)
+    _add_with_unique_health_id(session, patient)
+    return patient
+
+
+def _link_care(session: Session, patient_id: uuid.UUID, practitioner_id: uuid.UUID | None,
+               organisation_id: uuid.UUID | None, reason: str) -> CareRelationship:  # fmt: skip
+    assert practitioner_id and organisation_id
+    existing = session.execute(
+        select(CareRelationship).where(
+            CareRelationship.patient_id == patient_id, CareRelationship.practitioner_id == practitioner_id
+        )  # fmt: skip
+    ).scalar_one_or_none()
+    if existing:
+        existing.ended_at = None
+        existing.organisation_id = organisation_id
+        return existing
+    link = CareRelationship(patient_id=patient_id, practitioner_id=practitioner_id,
+                            organisation_id=organisation_id, reason=reason, created_at=utcnow())  # fmt: skip
+    session.add(link)
+    session.flush()
+    return link
+
+
+def get_patient(session: Session, principal: Principal, patient_id: uuid.UUID) -> Patient:
+    """Read a profile. Break-glass reads are flagged in the audit log."""
+    access = authorize_patient(session, principal, patient_id, Perm.PATIENT_READ, "patient.read")
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound("No such patient.")
+    audit.record(session, principal, "patient.read", patient_id=patient.id, resource_type="Patient",
+                 resource_id=patient.id, detail={"access": access.value},
+                 flagged=access is Access.BREAK_GLASS)  # fmt: skip
+    return patient
+
+
+def update_patient(session: Session, principal: Principal, patient_id: uuid.UUID,
+                   changes: dict[str, Any]) -> Patient:  # fmt: skip
+    """Edit a profile. The audit entry names the changed fields, not their values."""
+    access = authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, "patient.update")
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound("No such patient.")
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise ValidationFailed(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    if principal.role == "patient":
+        locked = {k for k in CLINICIAN_ONLY_FIELDS & set(changes) if changes[k] != getattr(patient, k)}
+        if locked:
+            raise ValidationFailed(f"Only your care team can change: {', '.join(sorted(locked))}.",
+                                   extra={"field": sorted(locked)[0]})  # fmt: skip
+    changed = sorted(k for k, v in changes.items() if getattr(patient, k) != v)
+    for key in changed:
+        setattr(patient, key, changes[key])
+    patient.updated_at = utcnow()
+    audit.record(session, principal, "patient.update", patient_id=patient.id, resource_type="Patient",
+                 resource_id=patient.id, detail={"fields": changed, "access": access.value},
+                 flagged=access is Access.BREAK_GLASS)  # fmt: skip
+    return patient
+
+
+def _visible_patients(principal: Principal) -> Select[tuple[Patient]]:
+    query = select(Patient)
+    if principal.role == "patient":
+        return query.where(Patient.id == principal.patient_id)
+    now = utcnow()
+    in_care = select(CareRelationship.patient_id).where(
+        CareRelationship.practitioner_id == principal.user_id,
+        CareRelationship.organisation_id == principal.organisation_id,
+        CareRelationship.ended_at.is_(None),
+    )
+    glass = select(BreakGlassGrant.patient_id).where(
+        BreakGlassGrant.user_id == principal.user_id, BreakGlassGrant.expires_at > now
+    )
+    return query.where(or_(Patient.id.in_(in_care), Patient.id.in_(glass)))
+
+
+def list_patients(session: Session, principal: Principal, *, q: str = "", sort: str | None = None,
+                  limit: int = 50, cursor: str | None = None) -> Page[Patient]:  # fmt: skip
+    """The patients this user may see, filtered by name or Health ID."""
+    require(session, principal, Perm.PATIENT_READ, "patient.list")
+    query = _visible_patients(principal)
+    term = q.strip()
+    if term:
+        health_id = normalise_health_id(term)
+        if health_id:
+            query = query.where(Patient.health_id == health_id)
+        else:
+            like = f"%{term.lower()}%"
+            query = query.where(
+                or_(
+                    func.lower(Patient.family_name).like(like),
+                    func.lower(Patient.given_name).like(like),
+                    func.lower(Patient.given_name + " " + Patient.family_name).like(like),
+                )  # fmt: skip
+            )
+    key, desc = parse_sort(sort, PATIENT_SORTS, "family_name")
+    page = paginate(session, query, sort_column=PATIENT_SORTS[key], id_column=Patient.id, descending=desc,
+                    limit=limit, cursor=cursor)  # fmt: skip
+    audit.record(session, principal, "patient.list", resource_type="Patient",
+                 detail={"count": len(page.items), "query": bool(term)})  # fmt: skip
+    return page
+
+
+def break_glass(session: Session, principal: Principal, health_id: str, reason: str) -> Patient:
+    """Emergency access to any patient by Health ID: granted for a few hours, flagged in the audit log,
+    and the patient is told who opened their record and why."""
+    require(session, principal, Perm.PATIENT_BREAK_GLASS, "patient.break_glass")
+    reason = reason.strip()
+    if len(reason) < 10:
+        raise ValidationFailed("Give a reason of at least 10 characters; it is shown to the patient.",
+                               extra={"field": "reason"})  # fmt: skip
+    canonical = normalise_health_id(health_id)
+    if canonical is None:
+        raise ValidationFailed("That Health ID is not valid; check the digits.", extra={"field": "health_id"})
+    patient = session.execute(select(Patient).where(Patient.health_id == canonical)).scalar_one_or_none()
+    if patient is None:
+        audit.record_and_commit(session, principal, "patient.break_glass", outcome="failure",
+                                detail={"reason": reason, "health_id": canonical}, flagged=True)  # fmt: skip
+        raise NotFound("No patient has this Health ID.")
+    now = utcnow()
+    hours = get_settings().break_glass_hours
+    session.add(BreakGlassGrant(patient_id=patient.id, user_id=principal.user_id, reason=reason,
+                                created_at=now, expires_at=now + timedelta(hours=hours)))  # fmt: skip
+    audit.record(session, principal, "patient.break_glass", patient_id=patient.id, resource_type="Patient",
+                 resource_id=patient.id, detail={"reason": reason, "hours": hours}, flagged=True)  # fmt: skip
+    if patient.user_id:
+        notify(session, patient.user_id, "break_glass", "Emergency access to your record",
+               f"{principal.full_name} ({principal.role}) opened your record without a care relationship. "
+               f"Reason given: {reason}", link="/me/access")  # fmt: skip
+    return patient
+
+
+def add_to_care_team(session: Session, principal: Principal, patient_id: uuid.UUID,
+                     practitioner_id: uuid.UUID, reason: str = "") -> CareRelationship:  # fmt: skip
+    """A clinician caring for the patient adds a colleague of the same organisation."""
+    authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, "patient.care_team_add")
+    colleague = session.get(User, practitioner_id)
+    if (colleague is None or colleague.role not in CLINICIANS or not colleague.is_active
+            or colleague.organisation_id != principal.organisation_id):  # fmt: skip
+        raise ValidationFailed("Choose an active doctor or nurse of your organisation.",
+                               extra={"field": "practitioner_id"})  # fmt: skip
+    link = _link_care(session, patient_id, colleague.id, colleague.organisation_id, reason or "added")
+    audit.record(session, principal, "patient.care_team_add", patient_id=patient_id,
+                 resource_type="CareRelationship", resource_id=link.id,
+                 detail={"practitioner_id": str(colleague.id)})  # fmt: skip
+    return link
+
+
+def care_team(session: Session, principal: Principal, patient_id: uuid.UUID) -> list[User]:
+    """The clinicians with an active care relationship to the patient."""
+    authorize_patient(session, principal, patient_id, Perm.PATIENT_READ, "patient.care_team")
+    query = (
+        select(User)
+        .join(CareRelationship, CareRelationship.practitioner_id == User.id)
+        .where(CareRelationship.patient_id == patient_id, CareRelationship.ended_at.is_(None))
+        .order_by(User.full_name)
+    )
+    return list(session.execute(query).scalars())
+
+
+def access_history(session: Session, principal: Principal, patient_id: uuid.UUID, *, limit: int = 50,
+                   cursor: str | None = None) -> Page[AuditEntry]:  # fmt: skip
+    """Who accessed this patient's data, newest first. Patients see their own; clinicians with access see
+    the patient's."""
+    authorize_patient(session, principal, patient_id, Perm.PATIENT_READ, "patient.access_history")
+    query = select(AuditEntry).where(AuditEntry.patient_id == patient_id)
+    page = paginate(session, query, sort_column=AuditEntry.seq, id_column=AuditEntry.seq, descending=True,
+                    limit=limit, cursor=cursor)  # fmt: skip
+    audit.record(session, principal, "patient.access_history", patient_id=patient_id, resource_type="Patient",
+                 resource_id=patient_id)  # fmt: skip
+    return page
+
+
+def search_audit(session: Session, principal: Principal, *, action: str = "", outcome: str = "",
+                 actor: str = "", health_id: str = "", flagged: bool | None = None, limit: int = 50,
+                 cursor: str | None = None) -> Page[AuditEntry]:  # fmt: skip
+    """Admins search the audit entries of their organisation's users, newest first."""
+    require(session, principal, Perm.AUDIT_READ, "audit.search")
+    query = select(AuditEntry).where(AuditEntry.organisation_id == principal.organisation_id)
+    if action:
+        query = query.where(AuditEntry.action.startswith(action.strip()))
+    if outcome:
+        query = query.where(AuditEntry.outcome == outcome)
+    if actor:
+        query = query.where(func.lower(AuditEntry.actor_name).like(f"%{actor.strip().lower()}%"))
+    if health_id:
+        canonical = normalise_health_id(health_id)
+        if canonical is None:
+            raise ValidationFailed(
+                "That Health ID is not valid; check the digits.", extra={"field": "health_id"}
+            )
+        query = query.where(
+            AuditEntry.patient_id.in_(select(Patient.id).where(Patient.health_id == canonical))
+        )
+    if flagged is not None:
+        query = query.where(AuditEntry.flagged.is_(flagged))
+    page = paginate(session, query, sort_column=AuditEntry.seq, id_column=AuditEntry.seq, descending=True,
+                    limit=limit, cursor=cursor)  # fmt: skip
+    audit.record(session, principal, "audit.search", detail={"count": len(page.items)})
+    return page
+
+
+def may_see_patients(principal: Principal) -> bool:
+    """Whether the role has any patient view (for navigation)."""
+    return has_perm(principal, Perm.PATIENT_READ)

@@ -1,0 +1,9 @@
+"""Imports every table so that ``metadata`` is complete (for Alembic and test set-up)."""
+
+from __future__ import annotations
+
+from caresync.core import audit, jobs, notify, storage  # noqa: F401
+from caresync.db import Base
+from caresync.identity import models as identity_models  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,98 @@
+"""FastAPI dependencies: a DB session per request and the acting principal.
+
+Credentials come from an ``Authorization: Bearer`` token (API clients) or the session cookie (browser).
+Cookie-authenticated requests that change state must carry the session's CSRF token, as a form field or an
+``X-CSRF-Token`` header (HTMX sends it from the page's meta tag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from caresync.config import get_settings
+from caresync.core import crypto
+from caresync.core.auth import Principal
+from caresync.core.errors import Forbidden, Unauthenticated
+from caresync.db import session_factory
+from caresync.identity import service as accounts
+
+SESSION_COOKIE = "caresync_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_db() -> Iterator[Session]:
+    """A session for this request; whatever the handler did not commit is rolled back."""
+    session = session_factory()()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+Db = Annotated[Session, Depends(get_db)]
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address (uvicorn applies trusted proxy headers)."""
+    return request.client.host if request.client else ""
+
+
+def csrf_token_for(principal: Principal) -> str:
+    """The CSRF token bound to a browser session."""
+    return crypto.hmac_hex(get_settings().secret("secret_key"), f"csrf:{principal.session_id}")
+
+
+def _token_from(request: Request) -> tuple[str | None, bool]:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip(), False
+    return request.cookies.get(SESSION_COOKIE), True
+
+
+async def _form_csrf(request: Request) -> str:
+    if request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def _resolve(request: Request, db: Session, stages: frozenset[str]) -> Principal:
+    resolved = getattr(request.state, "resolved", None)
+    if resolved is None:
+        token, via_cookie = _token_from(request)
+        resolved = accounts.resolve_token(db, token, client_ip(request)) if token else None
+        if resolved is None:
+            raise Unauthenticated("Sign in first: your session is missing, expired or revoked.")
+        if via_cookie and request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER) or await _form_csrf(request)
+            if not sent or not crypto.constant_time_equal(sent, csrf_token_for(resolved.principal)):
+                raise Forbidden("The form expired or came from another site. Reload the page and try again.")
+        request.state.resolved = resolved
+    if resolved.stage not in stages:
+        if resolved.stage == "enrol":
+            raise Forbidden("Set up two-factor authentication first.", extra={"stage": "enrol"})
+        raise Forbidden("Enter your authentication code first.", extra={"stage": "mfa"})
+    return resolved.principal
+
+
+async def current_principal(request: Request, db: Db) -> Principal:
+    """A fully signed-in user (every factor passed)."""
+    return await _resolve(request, db, frozenset({"full"}))
+
+
+async def partial_principal(request: Request, db: Db) -> Principal:
+    """A signed-in user who may still owe a second factor or MFA enrolment."""
+    return await _resolve(request, db, frozenset({"full", "mfa", "enrol"}))
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+PartialUser = Annotated[Principal, Depends(partial_principal)]

@@ -18,6 +18,7 @@ from caresync import __version__
 from caresync.config import get_settings
 from caresync.core import realtime
 from caresync.core.errors import DomainError, problem_body
+from caresync.web.pages import PageRedirect, error_page
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
@@ -40,8 +41,6 @@ def _wants_html(request: Request) -> bool:
 
 def _problem(request: Request, status: int, title: str, detail: str, slug: str, **extra: object) -> Response:
     if _wants_html(request):
-        from caresync.web.pages import error_page
-
         return error_page(request, status, title, detail, **extra)
     body = problem_body(status, title, detail, slug=slug, instance=request.url.path, **extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -52,6 +51,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
         return _problem(request, exc.status, exc.title, exc.detail, exc.slug, **exc.extra)
+
+    @app.exception_handler(PageRedirect)
+    async def page_redirect(_request: Request, exc: PageRedirect) -> Response:
+        return RedirectResponse(exc.url, status_code=303)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

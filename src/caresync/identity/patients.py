@@ -14,7 +14,7 @@ from caresync.config import get_settings
 from caresync.core import audit
 from caresync.core.audit import AuditEntry
 from caresync.core.auth import Principal
-from caresync.core.errors import Conflict, NotFound, ValidationFailed
+from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.notify import notify
 from caresync.core.pagination import Page, paginate, parse_sort
 from caresync.core.rbac import CLINICIANS, Access, Perm, authorize_patient, has_perm, require
@@ -36,6 +36,7 @@ EDITABLE_FIELDS = frozenset(
         "blood_group",
     }
 )  # fmt: skip
+REQUIRED_FIELDS = frozenset({"given_name", "family_name", "birth_date", "sex"})
 # Fields only clinicians may change: a patient's own claim about their blood group is not clinical truth.
 CLINICIAN_ONLY_FIELDS = frozenset({"blood_group"})
 
@@ -117,6 +118,11 @@ def update_patient(session: Session, principal: Principal, patient_id: uuid.UUID
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise ValidationFailed(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    missing = sorted(k for k in REQUIRED_FIELDS & set(changes) if changes[k] in (None, ""))
+    if missing:
+        raise ValidationFailed(
+            f"{missing[0].replace('_', ' ').capitalize()} is required.", extra={"field": missing[0]}
+        )
     if principal.role == "patient":
         locked = {k for k in CLINICIAN_ONLY_FIELDS & set(changes) if changes[k] != getattr(patient, k)}
         if locked:
@@ -208,6 +214,10 @@ def add_to_care_team(session: Session, principal: Principal, patient_id: uuid.UU
                      practitioner_id: uuid.UUID, reason: str = "") -> CareRelationship:  # fmt: skip
     """A clinician caring for the patient adds a colleague of the same organisation."""
     authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, "patient.care_team_add")
+    if principal.role not in CLINICIANS:  # patients may edit their profile, not choose who reads it
+        audit.record_and_commit(session, principal, "patient.care_team_add", outcome="denied",
+                                patient_id=patient_id, resource_type="Patient", resource_id=patient_id)  # fmt: skip
+        raise Forbidden("Only the patient's doctors and nurses can add to the care team.")
     colleague = session.get(User, practitioner_id)
     if (colleague is None or colleague.role not in CLINICIANS or not colleague.is_active
             or colleague.organisation_id != principal.organisation_id):  # fmt: skip

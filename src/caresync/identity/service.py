@@ -304,12 +304,15 @@ class MfaEnrolment:
 
 
 def start_mfa_enrolment(session: Session, principal: Principal) -> MfaEnrolment:
-    """Create a new (not yet active) TOTP secret and show it as a QR code."""
+    """Create a (not yet active) TOTP secret, or reuse the pending one, and show it as a QR code."""
     user = _user(session, principal)
     if user.mfa_enabled:
         raise Conflict("MFA is already on. Turn it off first to enrol a new authenticator.")
-    secret = pyotp.random_base32()
-    user.mfa_secret_encrypted = crypto.encrypt_text(secret, aad=str(user.id))
+    if user.mfa_secret_encrypted:  # a pending enrolment: keep the secret the user may already have scanned
+        secret = crypto.decrypt_text(user.mfa_secret_encrypted, aad=str(user.id))
+    else:
+        secret = pyotp.random_base32()
+        user.mfa_secret_encrypted = crypto.encrypt_text(secret, aad=str(user.id))
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
     svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#1f2937", light="#ffffff")
     audit.record(session, principal, "auth.mfa_enrol_start", resource_type="User", resource_id=user.id)

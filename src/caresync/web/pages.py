@@ -1,13 +1,688 @@
-"""HTML pages (placeholder while the shell is built)."""
+"""HTML pages: sign-in, MFA, registration, per-role dashboards, patient profiles, staff admin, the audit
+viewer, notifications and account security. Thin: they parse forms and call the same services as the API.
+"""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+from urllib.parse import quote, urlencode
+
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from caresync.config import get_settings
+from caresync.core import jobs, notify
+from caresync.core.audit import AuditEntry, verify_audit_job
+from caresync.core.auth import Principal, anonymous
+from caresync.core.errors import DomainError, Forbidden, NotFound, Unauthenticated
+from caresync.core.rbac import Perm, has_perm
+from caresync.identity import patients, service
+from caresync.identity.models import CareRelationship, User
+from caresync.identity.rules import Role
+from caresync.identity.schemas import PatientCreate, PatientFields, RegisterIn, StaffCreateIn
+from caresync.web.deps import (
+    SESSION_COOKIE,
+    Db,
+    client_ip,
+    csrf_token_for,
+    current_principal,
+    partial_principal,
+)
+from caresync.web.templating import ROLE_LABELS, render
 
 router = APIRouter(include_in_schema=False)
+HTML = HTMLResponse
+
+
+class PageRedirect(Exception):
+    """Raised by page helpers to send the browser elsewhere (e.g. to sign in)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+def redirect(url: str) -> RedirectResponse:
+    """A 303 redirect (the browser follows with GET)."""
+    return RedirectResponse(url, status_code=303)
+
+
+async def _user(request: Request, db: Session, *, partial: bool = False) -> Principal:
+    """The signed-in principal, or a redirect to where the user must go first."""
+    try:
+        if partial:
+            return await partial_principal(request, db)
+        return await current_principal(request, db)
+    except Unauthenticated:
+        raise PageRedirect(f"/login?next={quote(request.url.path)}") from None
+    except Forbidden as exc:
+        stage = exc.extra.get("stage")
+        if stage == "mfa":
+            raise PageRedirect("/login/mfa") from None
+        if stage == "enrol":
+            raise PageRedirect("/account/mfa") from None
+        raise
+
+
+def _page(request: Request, db: Session, principal: Principal | None, template: str,
+          context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:  # fmt: skip
+    csrf, unread = "", 0
+    if principal is not None and principal.session_id:
+        csrf = csrf_token_for(principal)
+        if principal.user_id:
+            unread = notify.unread_count(db, principal.user_id)
+    return render(request, template, context, status_code=status_code, principal=principal, csrf=csrf,
+                  unread=unread)  # fmt: skip
 
 
 def error_page(request: Request, status: int, title: str, detail: str, **_extra: object) -> HTMLResponse:
-    """An error as HTML."""
-    return HTMLResponse(f"<h1>{title}</h1><p>{detail}</p>", status_code=status)
+    """An error as a friendly page (used by the app's error handlers for browser requests)."""
+    return render(
+        request, "error.html", {"status": status, "title": title, "detail": detail}, status_code=status
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+
+
+def _field_errors(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error.get("loc", ())) or "form"
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        errors.setdefault(field, message)
+    return errors
+
+
+def _domain_errors(exc: DomainError) -> dict[str, str]:
+    field = exc.extra.get("field")
+    return {str(field) if field else "form": exc.detail}
+
+
+def _clean(values: dict[str, str], model: type[BaseModel]) -> dict[str, Any]:
+    """Form strings to model input: empty optional fields become None (except text the user cleared)."""
+    fields = model.model_fields
+    data: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            continue
+        value = value.strip()
+        annotation = str(fields[key].annotation)
+        if value == "" and ("float" in annotation or "date" in annotation or "Literal" in annotation):
+            data[key] = None
+        else:
+            data[key] = value
+    return data
+
+
+def _set_session_cookie(response: Response, token: str) -> None:
+    settings = get_settings()
+    response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_hours * 3600, httponly=True,
+                        secure=settings.cookie_secure, samesite="lax", path="/")  # fmt: skip
+
+
+def _safe_next(target: str | None) -> str:
+    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+
+
+# --- sign-in ----------------------------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_form(request: Request, db: Db, next: str = "/") -> HTMLResponse:
+    """The sign-in page."""
+    return _page(request, db, None, "auth/login.html", {"next": _safe_next(next), "errors": {}, "values": {}})
+
+
+@router.post("/login")
+async def login_submit(request: Request, db: Db) -> Response:
+    """Check the password; continue to MFA or enrolment when needed."""
+    values = await _form(request)
+    target = _safe_next(values.get("next"))
+    try:
+        result = service.login(db, email=values.get("email", ""), password=values.get("password", ""), kind="web",
+                               client_ip=client_ip(request), user_agent=request.headers.get("user-agent", ""))  # fmt: skip
+    except DomainError as exc:
+        context = {
+            "next": target,
+            "errors": {"form": exc.detail},
+            "values": {"email": values.get("email", "")},
+        }
+        return _page(request, db, None, "auth/login.html", context, status_code=exc.status)
+    db.commit()
+    stage = result.auth_session.stage
+    url = {"mfa": f"/login/mfa?next={quote(target)}", "enrol": "/account/mfa"}.get(stage, target)
+    response = redirect(url)
+    _set_session_cookie(response, result.token)
+    return response
+
+
+@router.get("/login/mfa")
+async def mfa_form(request: Request, db: Db, next: str = "/") -> Response:
+    """Ask for the authenticator code."""
+    principal = await _user(request, db, partial=True)
+    return _page(request, db, principal, "auth/mfa.html", {"next": _safe_next(next), "errors": {}})
+
+
+@router.post("/login/mfa")
+async def mfa_submit(request: Request, db: Db) -> Response:
+    """Finish sign-in with a TOTP or recovery code."""
+    principal = await _user(request, db, partial=True)
+    values = await _form(request)
+    try:
+        service.complete_mfa(db, principal, values.get("code", ""))
+    except DomainError as exc:
+        context = {"next": _safe_next(values.get("next")), "errors": {"code": exc.detail}}
+        return _page(request, db, principal, "auth/mfa.html", context, status_code=exc.status)
+    db.commit()
+    return redirect(_safe_next(values.get("next")))
+
+
+@router.post("/logout")
+async def logout(request: Request, db: Db) -> Response:
+    """Sign out (revokes the session)."""
+    principal = await _user(request, db, partial=True)
+    service.logout(db, principal)
+    db.commit()
+    response = redirect("/login")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/register")
+def register_form(request: Request, db: Db) -> HTMLResponse:
+    """Self-registration for patients and donors."""
+    return _page(request, db, None, "auth/register.html", {"errors": {}, "values": {"role": "patient"}})
+
+
+@router.post("/register")
+async def register_submit(request: Request, db: Db) -> Response:
+    """Create the account and sign in."""
+    values = await _form(request)
+    try:
+        body = RegisterIn.model_validate(_clean(values, RegisterIn))
+        profile = None
+        if body.role == "patient":
+            given, _, family = body.full_name.rpartition(" ")
+            profile = patients.register_own_profile(db, {
+                "given_name": given or body.full_name, "family_name": family or body.full_name,
+                "birth_date": body.birth_date, "sex": body.sex, "phone": body.phone, "email": str(body.email),
+            })  # fmt: skip
+        service.register(db, anonymous(client_ip(request)), role=Role(body.role), email=str(body.email),
+                         password=body.password, full_name=body.full_name, patient=profile)  # fmt: skip
+        db.commit()
+        result = service.login(db, email=str(body.email), password=body.password, kind="web",
+                               client_ip=client_ip(request), user_agent=request.headers.get("user-agent", ""))  # fmt: skip
+        db.commit()
+    except ValidationError as exc:
+        db.rollback()
+        return _page(
+            request, db, None, "auth/register.html", {"errors": _field_errors(exc), "values": values}, 422
+        )
+    except DomainError as exc:
+        db.rollback()
+        return _page(request, db, None, "auth/register.html", {"errors": _domain_errors(exc), "values": values},
+                     exc.status)  # fmt: skip
+    response = redirect("/")
+    _set_session_cookie(response, result.token)
+    return response
+
+
+@router.get("/password/forgot")
+def forgot_form(request: Request, db: Db) -> HTMLResponse:
+    """Ask for a reset link."""
+    return _page(request, db, None, "auth/forgot.html", {"sent": False})
+
+
+@router.post("/password/forgot")
+async def forgot_submit(request: Request, db: Db) -> HTMLResponse:
+    """Send the link if the account exists; the page says the same either way."""
+    values = await _form(request)
+    service.request_password_reset(db, values.get("email", ""), client_ip(request))
+    db.commit()
+    return _page(request, db, None, "auth/forgot.html", {"sent": True})
+
+
+@router.get("/password/reset")
+def reset_form(request: Request, db: Db, token: str = "") -> HTMLResponse:
+    """Choose a new password."""
+    return _page(request, db, None, "auth/reset.html", {"token": token, "errors": {}, "done": False})
+
+
+@router.post("/password/reset")
+async def reset_submit(request: Request, db: Db) -> HTMLResponse:
+    """Set the new password."""
+    values = await _form(request)
+    token = values.get("token", "")
+    try:
+        service.reset_password(db, token, values.get("new_password", ""), client_ip(request))
+    except DomainError as exc:
+        db.rollback()
+        return _page(request, db, None, "auth/reset.html", {"token": token, "errors": _domain_errors(exc),
+                                                            "done": False}, exc.status)  # fmt: skip
+    db.commit()
+    return _page(request, db, None, "auth/reset.html", {"token": "", "errors": {}, "done": True})
+
+
+# --- dashboards -------------------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def dashboard(request: Request, db: Db) -> Response:
+    """Each role lands on its own dashboard."""
+    principal = await _user(request, db)
+    context: dict[str, Any] = {"role_label": ROLE_LABELS.get(principal.role, principal.role)}
+    if principal.role == "patient" and principal.patient_id:
+        context["patient"] = patients.get_patient(db, principal, principal.patient_id)
+        context["team"] = patients.care_team(db, principal, principal.patient_id)
+        context["access"] = patients.access_history(db, principal, principal.patient_id, limit=5).items
+    elif principal.role in ("doctor", "nurse"):
+        page = patients.list_patients(db, principal, sort="-updated_at", limit=8)
+        context["recent"] = page.items
+        context["care_count"] = db.execute(
+            select(func.count()).where(
+                CareRelationship.practitioner_id == principal.user_id, CareRelationship.ended_at.is_(None)
+            )  # fmt: skip
+        ).scalar_one()
+    elif principal.role == "admin":
+        counts = db.execute(
+            select(User.role, func.count())
+            .where(User.organisation_id == principal.organisation_id, User.is_active.is_(True))
+            .group_by(User.role)  # fmt: skip
+        ).all()
+        context["staff_counts"] = dict(counts)  # type: ignore[arg-type]
+        context["without_mfa"] = (
+            db.execute(
+                select(User)
+                .where(
+                    User.organisation_id == principal.organisation_id,
+                    User.is_active.is_(True),
+                    User.mfa_enabled.is_(False),
+                )
+                .order_by(User.full_name)
+                .limit(10)  # fmt: skip
+            )
+            .scalars()
+            .all()
+        )
+        context["recent_audit"] = patients.search_audit(db, principal, limit=8).items
+        context["flagged"] = db.execute(
+            select(func.count()).where(
+                AuditEntry.organisation_id == principal.organisation_id, AuditEntry.flagged.is_(True)
+            )  # fmt: skip
+        ).scalar_one()
+    db.commit()
+    return _page(request, db, principal, f"dashboards/{principal.role}.html", context)
+
+
+# --- patients ---------------------------------------------------------------------------------------------
+
+
+@router.get("/patients")
+async def patient_list(request: Request, db: Db, q: str = "", sort: str = "family_name",
+                       cursor: str | None = None) -> Response:  # fmt: skip
+    """Search the care list (HTMX swaps just the table while typing)."""
+    principal = await _user(request, db)
+    if principal.role == "patient":
+        return redirect("/me/profile")
+    page = patients.list_patients(db, principal, q=q[:100], sort=sort, limit=20, cursor=cursor)
+    db.commit()
+    next_url = (
+        f"/patients?{urlencode({'q': q, 'sort': sort, 'cursor': page.next_cursor})}"
+        if page.next_cursor
+        else ""
+    )
+    context = {"page": page, "q": q, "sort": sort, "next_url": next_url, "cursor": cursor,
+               "can_break_glass": has_perm(principal, Perm.PATIENT_BREAK_GLASS), "errors": {}}  # fmt: skip
+    template = "patients/_table.html" if request.headers.get("hx-request") else "patients/list.html"
+    return _page(request, db, principal, template, context)
+
+
+@router.post("/patients/break-glass")
+async def break_glass(request: Request, db: Db) -> Response:
+    """Emergency access by Health ID and reason."""
+    principal = await _user(request, db)
+    values = await _form(request)
+    try:
+        patient = patients.break_glass(db, principal, values.get("health_id", ""), values.get("reason", ""))
+    except DomainError as exc:
+        db.rollback()
+        page = patients.list_patients(db, principal, limit=20)
+        context = {"page": page, "q": "", "sort": "family_name", "next_url": "", "cursor": None,
+                   "can_break_glass": True, "errors": _domain_errors(exc), "glass": values}  # fmt: skip
+        return _page(request, db, principal, "patients/list.html", context, exc.status)
+    db.commit()
+    return redirect(f"/patients/{patient.id}")
+
+
+@router.get("/patients/new")
+async def patient_new_form(request: Request, db: Db) -> Response:
+    """Register a patient (clinicians)."""
+    principal = await _user(request, db)
+    if not has_perm(principal, Perm.PATIENT_CREATE):
+        raise Forbidden("Only doctors and nurses register patients.")
+    return _page(request, db, principal, "patients/edit.html", {"patient": None, "errors": {}, "values": {}})
+
+
+@router.post("/patients/new")
+async def patient_new_submit(request: Request, db: Db) -> Response:
+    """Create the patient and open their profile."""
+    principal = await _user(request, db)
+    values = await _form(request)
+    try:
+        body = PatientCreate.model_validate(_clean(values, PatientCreate))
+        patient = patients.create_patient(db, principal, body.changes())
+    except (ValidationError, DomainError) as exc:
+        db.rollback()
+        errors = _field_errors(exc) if isinstance(exc, ValidationError) else _domain_errors(exc)
+        context = {"patient": None, "errors": errors, "values": values}
+        return _page(request, db, principal, "patients/edit.html", context, 422)
+    db.commit()
+    return redirect(f"/patients/{patient.id}?saved=1")
+
+
+@router.get("/me/profile")
+async def my_profile(request: Request, db: Db) -> Response:
+    """A patient's own profile."""
+    principal = await _user(request, db)
+    if principal.patient_id is None:
+        raise NotFound("You have no patient profile.")
+    return redirect(f"/patients/{principal.patient_id}")
+
+
+@router.get("/patients/{patient_id}")
+async def patient_view(request: Request, db: Db, patient_id: uuid.UUID, saved: int = 0) -> Response:
+    """A patient's profile with their care team."""
+    principal = await _user(request, db)
+    patient = patients.get_patient(db, principal, patient_id)
+    team = patients.care_team(db, principal, patient_id)
+    db.commit()
+    return _page(
+        request, db, principal, "patients/view.html", {"patient": patient, "team": team, "saved": saved}
+    )
+
+
+@router.get("/patients/{patient_id}/edit")
+async def patient_edit_form(request: Request, db: Db, patient_id: uuid.UUID) -> Response:
+    """Edit a profile."""
+    principal = await _user(request, db)
+    patient = patients.get_patient(db, principal, patient_id)
+    db.commit()
+    return _page(
+        request, db, principal, "patients/edit.html", {"patient": patient, "errors": {}, "values": {}}
+    )
+
+
+@router.post("/patients/{patient_id}/edit")
+async def patient_edit_submit(request: Request, db: Db, patient_id: uuid.UUID) -> Response:
+    """Save the profile."""
+    principal = await _user(request, db)
+    values = await _form(request)
+    try:
+        body = PatientFields.model_validate(_clean(values, PatientFields))
+        changes = {
+            k: v
+            for k, v in body.changes().items()
+            if not (k == "blood_group" and principal.role == "patient")
+        }
+        patients.update_patient(db, principal, patient_id, changes)
+    except (ValidationError, DomainError) as exc:
+        db.rollback()
+        if isinstance(exc, DomainError) and exc.status == 404:
+            raise
+        errors = _field_errors(exc) if isinstance(exc, ValidationError) else _domain_errors(exc)
+        patient = patients.get_patient(db, principal, patient_id)
+        db.commit()
+        context = {"patient": patient, "errors": errors, "values": values}
+        return _page(request, db, principal, "patients/edit.html", context, 422)
+    db.commit()
+    return redirect(f"/patients/{patient_id}?saved=1")
+
+
+@router.get("/me/access")
+async def my_access(request: Request, db: Db, cursor: str | None = None) -> Response:
+    """Who accessed my data."""
+    principal = await _user(request, db)
+    if principal.patient_id is None:
+        raise NotFound("You have no patient profile.")
+    page = patients.access_history(db, principal, principal.patient_id, limit=25, cursor=cursor)
+    db.commit()
+    next_url = f"/me/access?cursor={page.next_cursor}" if page.next_cursor else ""
+    return _page(request, db, principal, "patients/access.html", {"page": page, "next_url": next_url})
+
+
+# --- administration ---------------------------------------------------------------------------------------
+
+
+@router.get("/admin/users")
+async def users(request: Request, db: Db, q: str = "", role: str = "", sort: str = "full_name",
+                cursor: str | None = None) -> Response:  # fmt: skip
+    """The organisation's staff."""
+    principal = await _user(request, db)
+    page = service.list_staff(db, principal, q=q[:100], role=role[:20], sort=sort, limit=25, cursor=cursor)
+    db.commit()
+    query = {"q": q, "role": role, "sort": sort}
+    next_url = f"/admin/users?{urlencode({**query, 'cursor': page.next_cursor})}" if page.next_cursor else ""
+    context = {"page": page, "next_url": next_url, "roles": STAFF_ROLE_CHOICES, **query,
+               "created": request.query_params.get("created")}  # fmt: skip
+    template = "admin/_users_table.html" if request.headers.get("hx-request") else "admin/users.html"
+    return _page(request, db, principal, template, context)
+
+
+STAFF_ROLE_CHOICES = ("admin", "doctor", "nurse", "bloodbank_staff", "pharmacist")
+
+
+@router.get("/admin/users/new")
+async def user_new_form(request: Request, db: Db) -> Response:
+    """Create a staff account."""
+    principal = await _user(request, db)
+    if not has_perm(principal, Perm.USER_MANAGE):
+        raise Forbidden("Only administrators manage staff.")
+    return _page(
+        request,
+        db,
+        principal,
+        "admin/user_new.html",
+        {"errors": {}, "values": {}, "roles": STAFF_ROLE_CHOICES},
+    )
+
+
+@router.post("/admin/users/new")
+async def user_new_submit(request: Request, db: Db) -> Response:
+    """Save the new account; the person enrols MFA at first sign-in."""
+    principal = await _user(request, db)
+    values = await _form(request)
+    try:
+        body = StaffCreateIn.model_validate(_clean(values, StaffCreateIn))
+        user = service.create_staff(db, principal, email=str(body.email), password=body.password,
+                                    full_name=body.full_name, role=Role(body.role))  # fmt: skip
+    except (ValidationError, DomainError) as exc:
+        db.rollback()
+        errors = _field_errors(exc) if isinstance(exc, ValidationError) else _domain_errors(exc)
+        context = {"errors": errors, "values": values, "roles": STAFF_ROLE_CHOICES}
+        return _page(request, db, principal, "admin/user_new.html", context, 422)
+    db.commit()
+    return redirect(f"/admin/users?created={quote(user.email)}")
+
+
+@router.post("/admin/users/{user_id}")
+async def user_update(request: Request, db: Db, user_id: uuid.UUID) -> Response:
+    """Change a role, (de)activate, or reset MFA (the page asks for confirmation first)."""
+    principal = await _user(request, db)
+    values = await _form(request)
+    action = values.get("action", "")
+    role = values.get("role")
+    kwargs: dict[str, Any] = {
+        "role": Role(role) if action == "role" and role in STAFF_ROLE_CHOICES else None,
+        "is_active": {"deactivate": False, "activate": True}.get(action),
+        "reset_mfa": action == "reset_mfa",
+    }
+    service.update_staff(db, principal, user_id, **kwargs)
+    db.commit()
+    return redirect("/admin/users")
+
+
+@router.get("/admin/audit")
+async def audit_viewer(request: Request, db: Db, action: str = "", outcome: str = "", actor: str = "",
+                       health_id: str = "", flagged: str = "", cursor: str | None = None) -> Response:  # fmt: skip
+    """Search the audit log."""
+    principal = await _user(request, db)
+    filters = {"action": action[:60], "outcome": outcome[:10], "actor": actor[:100], "health_id": health_id[:20],
+               "flagged": flagged}  # fmt: skip
+    errors: dict[str, str] = {}
+    try:
+        page = patients.search_audit(db, principal, action=filters["action"], outcome=filters["outcome"],
+                                     actor=filters["actor"], health_id=filters["health_id"],
+                                     flagged=True if flagged == "1" else None, limit=30, cursor=cursor)  # fmt: skip
+    except DomainError as exc:
+        if exc.status != 422:
+            raise
+        db.rollback()
+        errors = _domain_errors(exc)
+        page = patients.search_audit(db, principal, limit=30)
+    db.commit()
+    next_url = (
+        f"/admin/audit?{urlencode({**filters, 'cursor': page.next_cursor})}" if page.next_cursor else ""
+    )
+    return _page(request, db, principal, "admin/audit.html", {"page": page, "next_url": next_url, "errors": errors,
+                                                            **filters})  # fmt: skip
+
+
+@router.post("/admin/audit/verify")
+async def audit_verify(request: Request, db: Db) -> Response:
+    """Start the chain check as a job and show its progress."""
+    principal = await _user(request, db)
+    if not has_perm(principal, Perm.AUDIT_READ):
+        raise Forbidden("Only administrators verify the audit log.")
+    job = jobs.submit(db, principal, verify_audit_job)
+    db.commit()
+    return redirect(f"/jobs/{job.id}")
+
+
+@router.get("/jobs/{job_id}")
+async def job_status(request: Request, db: Db, job_id: uuid.UUID) -> Response:
+    """A job's progress; the partial refreshes itself until the job ends."""
+    principal = await _user(request, db)
+    job = jobs.get_job(db, principal, job_id)
+    view = jobs.job_view(job)
+    template = "jobs/_status.html" if request.headers.get("hx-request") else "jobs/status.html"
+    return _page(request, db, principal, template, {"job": view})
+
+
+# --- notifications and account ----------------------------------------------------------------------------
+
+
+@router.get("/notifications")
+async def notifications(request: Request, db: Db) -> Response:
+    """The user's notifications, newest first."""
+    principal = await _user(request, db)
+    rows = (
+        db.execute(
+            select(notify.Notification)
+            .where(notify.Notification.user_id == principal.user_id)
+            .order_by(notify.Notification.created_at.desc())
+            .limit(100)  # fmt: skip
+        )
+        .scalars()
+        .all()
+    )
+    return _page(request, db, principal, "notifications.html", {"items": rows})
+
+
+@router.post("/notifications/read")
+async def notifications_read(request: Request, db: Db) -> Response:
+    """Mark one (``id``) or all notifications read."""
+    principal = await _user(request, db)
+    values = await _form(request)
+    assert principal.user_id
+    target = values.get("id")
+    notify.mark_read(db, principal.user_id, uuid.UUID(target) if target else None)
+    db.commit()
+    return redirect("/notifications")
+
+
+@router.get("/account/security")
+async def security(request: Request, db: Db) -> Response:
+    """MFA, recovery codes, sessions and password."""
+    principal = await _user(request, db)
+    me = service.get_me(db, principal)
+    context = {"me": me, "sessions": service.list_sessions(db, principal), "errors": {},
+               "codes_left": service.remaining_recovery_codes(db, principal),
+               "message": request.query_params.get("message", "")}  # fmt: skip
+    return _page(request, db, principal, "account/security.html", context)
+
+
+@router.post("/account/password")
+async def password_change(request: Request, db: Db) -> Response:
+    """Change the password."""
+    principal = await _user(request, db)
+    values = await _form(request)
+    try:
+        service.change_password(
+            db, principal, values.get("current_password", ""), values.get("new_password", "")
+        )
+    except DomainError as exc:
+        db.rollback()
+        me = service.get_me(db, principal)
+        context = {"me": me, "sessions": service.list_sessions(db, principal), "errors": _domain_errors(exc),
+                   "codes_left": service.remaining_recovery_codes(db, principal), "message": ""}  # fmt: skip
+        return _page(request, db, principal, "account/security.html", context, exc.status)
+    db.commit()
+    return redirect("/account/security?message=Password+changed")
+
+
+@router.post("/account/sessions/{session_id}/revoke")
+async def session_revoke(request: Request, db: Db, session_id: uuid.UUID) -> Response:
+    """Sign out another device."""
+    principal = await _user(request, db)
+    service.revoke_session(db, principal, session_id)
+    db.commit()
+    return redirect("/account/security?message=Session+signed+out")
+
+
+@router.get("/account/mfa")
+async def mfa_enrol_form(request: Request, db: Db) -> Response:
+    """Start MFA enrolment: show the QR code."""
+    principal = await _user(request, db, partial=True)
+    me = service.get_me(db, principal)
+    if me.mfa_enabled:
+        return redirect("/account/security")
+    enrolment = service.start_mfa_enrolment(db, principal)
+    db.commit()
+    stage = request.state.resolved.stage
+    return _page(request, db, principal, "account/mfa.html", {"enrolment": enrolment, "errors": {}, "codes": None,
+                                                              "forced": stage == "enrol"})  # fmt: skip
+
+
+@router.post("/account/mfa")
+async def mfa_enrol_submit(request: Request, db: Db) -> Response:
+    """Confirm enrolment with a code and show the recovery codes once."""
+    principal = await _user(request, db, partial=True)
+    values = await _form(request)
+    try:
+        codes = service.confirm_mfa_enrolment(db, principal, values.get("code", ""))
+    except DomainError as exc:
+        db.rollback()
+        enrolment = service.start_mfa_enrolment(db, principal)
+        db.commit()
+        context = {"enrolment": enrolment, "errors": _domain_errors(exc), "codes": None, "forced": False}
+        return _page(request, db, principal, "account/mfa.html", context, exc.status)
+    db.commit()
+    return _page(request, db, principal, "account/mfa.html", {"enrolment": None, "errors": {}, "codes": codes,
+                                                              "forced": False})  # fmt: skip
+
+
+@router.post("/account/recovery-codes")
+async def recovery_codes(request: Request, db: Db) -> Response:
+    """Replace the recovery codes and show the new ones once."""
+    principal = await _user(request, db)
+    codes = service.regenerate_recovery_codes(db, principal)
+    db.commit()
+    return _page(request, db, principal, "account/mfa.html", {"enrolment": None, "errors": {}, "codes": codes,
+                                                              "forced": False})  # fmt: skip

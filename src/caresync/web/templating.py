@@ -1,0 +1,79 @@
+"""Jinja2 set-up for the HTML pages: the template folder, filters and per-request globals."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from caresync import __version__
+from caresync.core.auth import Principal
+from caresync.identity.rules import format_health_id
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+ROLE_LABELS = {
+    "admin": "Administrator",
+    "doctor": "Doctor",
+    "nurse": "Nurse",
+    "patient": "Patient",
+    "donor": "Donor",
+    "bloodbank_staff": "Blood bank staff",
+    "pharmacist": "Pharmacist",
+    "system": "System",
+    "anonymous": "Anonymous",
+}
+
+# (label, href, icon, roles that see it)
+NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
+    ("Dashboard", "/", "layout-dashboard", frozenset(ROLE_LABELS)),
+    ("Patients", "/patients", "users", frozenset({"doctor", "nurse"})),
+    ("My profile", "/me/profile", "id-badge-2", frozenset({"patient"})),
+    ("Who saw my data", "/me/access", "eye", frozenset({"patient"})),
+    ("Staff", "/admin/users", "user-cog", frozenset({"admin"})),
+    ("Audit log", "/admin/audit", "shield-check", frozenset({"admin"})),
+    ("Notifications", "/notifications", "bell", frozenset(ROLE_LABELS)),
+    ("Security", "/account/security", "lock", frozenset(ROLE_LABELS)),
+)
+
+
+def _iso(value: datetime | date | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _age(birth: date | None) -> str:
+    if not birth:
+        return ""
+    today = date.today()
+    return str(today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day)))
+
+
+TEMPLATES.env.filters["iso"] = _iso
+TEMPLATES.env.filters["age"] = _age
+TEMPLATES.env.filters["health_id"] = format_health_id
+TEMPLATES.env.filters["role_label"] = lambda r: ROLE_LABELS.get(r, r)
+TEMPLATES.env.globals["version"] = __version__
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    principal: Principal | None = None,
+    csrf: str = "",
+    unread: int = 0,
+) -> HTMLResponse:
+    """Render a page with the navigation for the signed-in user."""
+    nav = []
+    resolved = getattr(request.state, "resolved", None)
+    if principal is not None and (resolved is None or resolved.stage == "full"):
+        nav = [(label, href, icon) for label, href, icon, roles in NAVIGATION if principal.role in roles]
+    ctx = {"user": principal, "nav": nav, "csrf_token": csrf, "unread": unread, "path": request.url.path}
+    ctx.update(context or {})
+    return TEMPLATES.TemplateResponse(request, template, ctx, status_code=status_code)

@@ -19,6 +19,7 @@ TABLER_CORE_VERSION="1.6.1"          # @tabler/core, latest 1.x
 TABLER_ICONS_VERSION="3.49.0"        # @tabler/icons-webfont, latest 3.x
 HTMX_VERSION="2.0.11"                # htmx.org, latest 2.x
 CHARTJS_VERSION="4.6.1"              # chart.js, latest 4.x
+SWAGGER_UI_VERSION="5.35.0"          # swagger-ui-dist, for the offline /api/docs page
 # Bundled inside tabler.min.js; fetched only for their LICENSE texts.
 BOOTSTRAP_VERSION="5.3.8"            # bootstrap (bundled by @tabler/core 1.6.1)
 POPPER_VERSION="2.11.8"              # @popperjs/core (bundled by @tabler/core 1.6.1)
@@ -28,6 +29,7 @@ TABLER_CORE_INTEGRITY="sha512-lgmR9gcxRp5JlLxcmRi9Rz85JrEvH6Bz71KnlcPVSa97wtwQNj
 TABLER_ICONS_INTEGRITY="sha512-kWgnmEzo17dzQyMqRmlfj+TiGV0clLMYfUtKp2WG7M+TH5418o6fsoaSlrOTK3lwESg0xS7jVfOozYrR02Ryxw=="
 HTMX_INTEGRITY="sha512-Thx/WtpeOQqSrqBCw/A1cwGJGg4UrVa3+sW0GmrM3p4gJgO89ecH4qtbnyzDDWFvBTqjnIMCgELTNt636dtamA=="
 CHARTJS_INTEGRITY="sha512-hJyniucsFmq//EvXYvJ6c6mahPoI3kaxdjVH8awTaJ/fDNWeSqqqArixMJWkWNN6fcYvPU3HneSANFNYtRi61g=="
+SWAGGER_UI_INTEGRITY="sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ=="
 BOOTSTRAP_INTEGRITY="sha512-HP1SZDqaLDPwsNiqRqi5NcP0SSXciX2s9E+RyqJIIqGo+vJeN5AJVM98CXmW/Wux0nQ5L7jeWUdplCEf0Ee+tg=="
 POPPER_INTEGRITY="sha512-P1st0aksCrn9sGZhp8GMYwBnQsbvAWsZAX44oXNNvLHGqAOcoVxmjZiohstwQ7SqKnbR47akdNi+uleWD8+g6A=="
 
@@ -66,6 +68,7 @@ fetch "@tabler/core"          "$TABLER_CORE_VERSION"  "$TABLER_CORE_INTEGRITY"  
 fetch "@tabler/icons-webfont" "$TABLER_ICONS_VERSION" "$TABLER_ICONS_INTEGRITY" tabler-icons
 fetch "htmx.org"              "$HTMX_VERSION"         "$HTMX_INTEGRITY"         htmx
 fetch "chart.js"              "$CHARTJS_VERSION"      "$CHARTJS_INTEGRITY"      chartjs
+fetch "swagger-ui-dist"       "$SWAGGER_UI_VERSION"   "$SWAGGER_UI_INTEGRITY"   swagger-ui
 fetch "bootstrap"             "$BOOTSTRAP_VERSION"    "$BOOTSTRAP_INTEGRITY"    bootstrap
 fetch "@popperjs/core"        "$POPPER_VERSION"       "$POPPER_INTEGRITY"       popper
 
@@ -76,7 +79,7 @@ P_CHART="$TMP/chartjs/package"
 
 # Assemble into a staging dir first so a failure never leaves DEST half-written.
 STAGE="$TMP/stage"
-mkdir -p "$STAGE"/{tabler,tabler-icons/fonts,htmx,chartjs}
+mkdir -p "$STAGE"/{tabler,tabler-icons/fonts,htmx,chartjs,swagger-ui}
 
 # Remove a trailing source-map comment (the .map files are not vendored, so the
 # reference would only produce 404s in browser devtools).
@@ -175,12 +178,20 @@ else
 fi
 cp "$P_CHART/LICENSE.md" "$STAGE/chartjs/LICENSE"
 
+# --- swagger-ui-dist (the API docs page, served without a CDN) -------------------
+P_SWAGGER="$TMP/swagger-ui/package"
+cp "$P_SWAGGER/swagger-ui-bundle.js" "$P_SWAGGER/swagger-ui.css" "$STAGE/swagger-ui/"
+strip_sourcemap "$STAGE/swagger-ui/swagger-ui-bundle.js"
+strip_sourcemap "$STAGE/swagger-ui/swagger-ui.css"
+cp "$P_SWAGGER/LICENSE" "$STAGE/swagger-ui/LICENSE"
+
 # --- VERSIONS.txt ------------------------------------------------------------
 cat > "$STAGE/VERSIONS.txt" <<EOF
 @tabler/core@${TABLER_CORE_VERSION}
 @tabler/icons-webfont@${TABLER_ICONS_VERSION}
 htmx.org@${HTMX_VERSION}
 chart.js@${CHARTJS_VERSION}
+swagger-ui-dist@${SWAGGER_UI_VERSION}
 EOF
 
 # --- size check --------------------------------------------------------------
@@ -191,7 +202,7 @@ done < <(find "$STAGE" -type f -print0)
 
 # --- install into DEST (only the entries this script owns) -------------------
 mkdir -p "$DEST"
-for entry in tabler tabler-icons htmx chartjs VERSIONS.txt; do
+for entry in tabler tabler-icons htmx chartjs swagger-ui VERSIONS.txt; do
   rm -rf "${DEST:?}/${entry}"
   cp -R "$STAGE/$entry" "$DEST/$entry"
 done

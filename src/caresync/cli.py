@@ -12,7 +12,11 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+org_app = typer.Typer(
+    help="Organisations (hospitals, clinics, blood banks, pharmacies).", no_args_is_help=True
+)
 app.add_typer(user_app, name="user")
+app.add_typer(org_app, name="org")
 app.add_typer(audit_app, name="audit")
 
 
@@ -79,6 +83,37 @@ def demo_code(email: str, seed: int = 7) -> None:
     if not email.endswith(DEMO_DOMAIN):
         raise typer.BadParameter("only demo accounts have known MFA secrets")
     typer.echo(pyotp.TOTP(demo_totp_secret(email, seed)).now())
+
+
+@org_app.command("create")
+def org_create(
+    name: str,
+    kind: Annotated[str, typer.Option(help="hospital, clinic, blood_bank or pharmacy")],
+    city: str = "",
+    country: Annotated[str, typer.Option(help="ISO 3166 alpha-2 code")] = "",
+    latitude: float | None = None,
+    longitude: float | None = None,
+) -> None:
+    """Create an organisation (then create its first admin with `caresync user create`)."""
+    from caresync.core import audit
+    from caresync.core.auth import system_principal
+    from caresync.db import session_factory, transaction
+    from caresync.identity.models import Organisation
+    from caresync.identity.rules import OrganisationKind
+
+    if kind not in {k.value for k in OrganisationKind}:
+        raise typer.BadParameter(f"kind must be one of {', '.join(k.value for k in OrganisationKind)}")
+    with transaction(session_factory()) as session:
+        if session.query(Organisation.id).filter(Organisation.name == name).first():
+            typer.echo(f"error: an organisation named {name!r} already exists", err=True)
+            raise typer.Exit(2)
+        org = Organisation(name=name, kind=kind, city=city, country=country.upper(), latitude=latitude,
+                           longitude=longitude)  # fmt: skip
+        session.add(org)
+        session.flush()
+        audit.record(session, system_principal("caresync CLI"), "organisation.create",
+                     resource_type="Organisation", resource_id=org.id)  # fmt: skip
+    typer.echo(f"created {kind} {name} ({org.id})")
 
 
 @user_app.command("create")

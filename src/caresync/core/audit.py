@@ -65,7 +65,7 @@ class AuditHead(Base):
 
 @event.listens_for(AuditHead.__table__, "after_create")
 def _seed_head(_target: Any, connection: Connection, **_kw: Any) -> None:
-    connection.execute(insert(AuditHead.__table__).values(id=1, seq=0, hash=GENESIS_HASH))
+    connection.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS_HASH))
 
 
 def entry_hash(entry: AuditEntry) -> str:

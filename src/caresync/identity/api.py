@@ -77,7 +77,7 @@ def login(body: LoginIn, request: Request, db: Db) -> TokenOut:
                            user_agent=request.headers.get("user-agent", ""), otp=body.otp)  # fmt: skip
     db.commit()
     row = result.auth_session
-    return TokenOut(access_token=result.token, expires_at=row.expires_at, stage=row.stage)  # type: ignore[arg-type]
+    return TokenOut(access_token=result.token, expires_at=row.expires_at, stage=row.stage)
 
 
 @auth.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

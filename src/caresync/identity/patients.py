@@ -39,6 +39,14 @@ EDITABLE_FIELDS = frozenset(
 REQUIRED_FIELDS = frozenset({"given_name", "family_name", "birth_date", "sex"})
 # Fields only clinicians may change: a patient's own claim about their blood group is not clinical truth.
 CLINICIAN_ONLY_FIELDS = frozenset({"blood_group"})
+# Columns that may hold NULL. For every other optional field an explicit null means "clear it" (stored as
+# ''), instead of reaching the NOT NULL constraint as a 500.
+NULLABLE_FIELDS = frozenset({"latitude", "longitude", "blood_group"})
+
+
+def _nulls_cleared(fields: dict[str, Any]) -> dict[str, Any]:
+    keep_null = NULLABLE_FIELDS | REQUIRED_FIELDS
+    return {k: "" if v is None and k not in keep_null else v for k, v in fields.items()}
 
 
 def new_patient(**fields: Any) -> Patient:
@@ -46,7 +54,7 @@ def new_patient(**fields: Any) -> Patient:
     unknown = set(fields) - EDITABLE_FIELDS
     if unknown:
         raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    return Patient(health_id=new_health_id(), **fields)
+    return Patient(health_id=new_health_id(), **_nulls_cleared(fields))
 
 
 def _add_with_unique_health_id(session: Session, patient: Patient) -> None:
@@ -118,6 +126,7 @@ def update_patient(session: Session, principal: Principal, patient_id: uuid.UUID
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise ValidationFailed(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    changes = _nulls_cleared(changes)
     missing = sorted(k for k in REQUIRED_FIELDS & set(changes) if changes[k] in (None, ""))
     if missing:
         raise ValidationFailed(
@@ -138,7 +147,7 @@ def update_patient(session: Session, principal: Principal, patient_id: uuid.UUID
     return patient
 
 
-def _visible_patients(principal: Principal) -> Select[tuple[Patient]]:
+def _visible_patients(principal: Principal) -> Select[Patient]:
     query = select(Patient)
     if principal.role == "patient":
         return query.where(Patient.id == principal.patient_id)
@@ -216,7 +225,8 @@ def add_to_care_team(session: Session, principal: Principal, patient_id: uuid.UU
     authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, "patient.care_team_add")
     if principal.role not in CLINICIANS:  # patients may edit their profile, not choose who reads it
         audit.record_and_commit(session, principal, "patient.care_team_add", outcome="denied",
-                                patient_id=patient_id, resource_type="Patient", resource_id=patient_id)  # fmt: skip
+                                patient_id=patient_id, resource_type="Patient",
+                                resource_id=patient_id)  # fmt: skip
         raise Forbidden("Only the patient's doctors and nurses can add to the care team.")
     colleague = session.get(User, practitioner_id)
     if (colleague is None or colleague.role not in CLINICIANS or not colleague.is_active

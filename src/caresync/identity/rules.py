@@ -107,7 +107,9 @@ def new_health_id() -> str:
 def normalise_health_id(text: str) -> str | None:
     """Canonical form of a typed Health ID (spaces and dashes ignored), or ``None`` if it is invalid."""
     digits = re.sub(r"[\s-]", "", text or "")
-    if len(digits) != HEALTH_ID_DIGITS or not digits.isdigit() or not verhoeff_valid(digits):
+    # isascii: str.isdigit() also accepts e.g. full-width or Arabic-Indic digits, which are not canonical
+    well_formed = len(digits) == HEALTH_ID_DIGITS and digits.isascii() and digits.isdigit()
+    if not well_formed or not verhoeff_valid(digits):
         return None
     return digits
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 import segno
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from caresync.config import get_settings
@@ -352,7 +352,7 @@ def regenerate_recovery_codes(session: Session, principal: Principal) -> list[st
 
 
 def _new_recovery_codes(session: Session, user: User) -> list[str]:
-    session.execute(RecoveryCode.__table__.delete().where(RecoveryCode.user_id == user.id))
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     codes = [f"{secrets.token_hex(4)}-{secrets.token_hex(4)}" for _ in range(RECOVERY_CODES)]
     session.add_all(RecoveryCode(user_id=user.id, code_digest=crypto.token_digest(c)) for c in codes)
     return codes
@@ -409,7 +409,7 @@ def _clear_mfa(session: Session, user: User) -> None:
     user.mfa_enabled = False
     user.mfa_secret_encrypted = None
     user.mfa_last_counter = None
-    session.execute(RecoveryCode.__table__.delete().where(RecoveryCode.user_id == user.id))
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
 
 
 def remaining_recovery_codes(session: Session, principal: Principal) -> int:

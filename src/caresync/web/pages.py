@@ -296,7 +296,7 @@ async def dashboard(request: Request, db: Db) -> Response:
             .where(User.organisation_id == principal.organisation_id, User.is_active.is_(True))
             .group_by(User.role)  # fmt: skip
         ).all()
-        context["staff_counts"] = dict(counts)  # type: ignore[arg-type]
+        context["staff_counts"] = dict(counts)
         context["without_mfa"] = (
             db.execute(
                 select(User)

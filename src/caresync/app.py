@@ -78,8 +78,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _problem(request, 500, "Internal error", "Something went wrong on our side; it was logged. "
-                        "Try again, and contact support if it keeps happening.", "internal")  # fmt: skip
+        return _problem(
+            request,
+            500,
+            "Internal error",
+            "Something went wrong on our side; it was logged. "
+            "Try again, and contact support if it keeps happening.",
+            "internal",
+        )
 
 
 @asynccontextmanager
@@ -104,8 +110,9 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="CareSync API",
         version=__version__,
-        description="One platform for care coordination, blood banking, imaging AI, analytics and document AI. "
-        "Authenticate with `POST /api/v1/auth/login`, then send `Authorization: Bearer <token>`.",
+        description="One platform for care coordination, blood banking, imaging AI, analytics and "
+        "document AI. Authenticate with `POST /api/v1/auth/login`, then send "
+        "`Authorization: Bearer <token>`.",
         docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
@@ -132,10 +139,12 @@ def create_app() -> FastAPI:
     @app.get("/api/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url="/api/openapi.json", title="CareSync API",
+            openapi_url="/api/openapi.json",
+            title="CareSync API",
             swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
-            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css", swagger_favicon_url="/static/favicon.svg",
-        )  # fmt: skip
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> RedirectResponse:

@@ -39,8 +39,16 @@ def serve(
     """Run the web server."""
     import uvicorn
 
-    uvicorn.run("caresync.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
-                proxy_headers=True, log_level="info")  # fmt: skip
+    uvicorn.run(
+        "caresync.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=True,
+        log_level="info",
+    )
 
 
 @app.command()
@@ -66,8 +74,9 @@ def demo(
     if result is None:
         typer.echo("demo data already present; nothing loaded")
     else:
-        typer.echo(f"loaded {result.organisations} organisations, {result.users} users, "
-                   f"{result.patients} patients")  # fmt: skip
+        typer.echo(
+            f"loaded {result.organisations} organisations, {result.users} users, {result.patients} patients"
+        )
     from caresync.demo import print_logins
 
     print_logins(typer.echo, DEMO_PASSWORD)
@@ -107,12 +116,18 @@ def org_create(
         if session.query(Organisation.id).filter(Organisation.name == name).first():
             typer.echo(f"error: an organisation named {name!r} already exists", err=True)
             raise typer.Exit(2)
-        org = Organisation(name=name, kind=kind, city=city, country=country.upper(), latitude=latitude,
-                           longitude=longitude)  # fmt: skip
+        org = Organisation(
+            name=name, kind=kind, city=city, country=country.upper(), latitude=latitude, longitude=longitude
+        )
         session.add(org)
         session.flush()
-        audit.record(session, system_principal("caresync CLI"), "organisation.create",
-                     resource_type="Organisation", resource_id=org.id)  # fmt: skip
+        audit.record(
+            session,
+            system_principal("caresync CLI"),
+            "organisation.create",
+            resource_type="Organisation",
+            resource_id=org.id,
+        )
     typer.echo(f"created {kind} {name} ({org.id})")
 
 
@@ -145,10 +160,22 @@ def user_create(
                 if org is None:
                     raise typer.BadParameter(f"no organisation named {organisation!r}")
                 org_id = org.id
-            user = create_user(session, email=email, password=password, full_name=full_name, role=Role(role),
-                               organisation_id=org_id)  # fmt: skip
-            audit.record(session, system_principal("caresync CLI"), "user.create", resource_type="User",
-                         resource_id=user.id, detail={"role": role})  # fmt: skip
+            user = create_user(
+                session,
+                email=email,
+                password=password,
+                full_name=full_name,
+                role=Role(role),
+                organisation_id=org_id,
+            )
+            audit.record(
+                session,
+                system_principal("caresync CLI"),
+                "user.create",
+                resource_type="User",
+                resource_id=user.id,
+                detail={"role": role},
+            )
     except DomainError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
@@ -166,8 +193,10 @@ def audit_verify() -> None:
     if report.problem is None:
         typer.echo(f"audit chain OK: {report.entries} entries verified")
         return
-    typer.echo(f"audit chain BROKEN at entry {report.problem.seq} ({report.problem.kind}): "
-               f"{report.problem.message}", err=True)  # fmt: skip
+    typer.echo(
+        f"audit chain BROKEN at entry {report.problem.seq} ({report.problem.kind}): {report.problem.message}",
+        err=True,
+    )
     sys.exit(1)
 
 

@@ -41,14 +41,81 @@ STAFF_PLAN = {
     "pharmacy": (("admin", 1), ("pharmacist", 2)),
 }
 GIVEN = {
-    "female": ("Ana", "Maria", "Sofia", "Beatriz", "Amara", "Leila", "Chen", "Priya", "Olga", "Fatima", "Grace",
-               "Ines", "Yuki", "Zanele", "Elena", "Nadia", "Carmen", "Aisha", "Hannah", "Lucia"),
-    "male": ("Joao", "Pedro", "Miguel", "Tiago", "Kwame", "Omar", "Wei", "Arjun", "Ivan", "Samuel", "David",
-             "Rui", "Kenji", "Thabo", "Luca", "Yusuf", "Diego", "Ahmed", "Noah", "Mateus"),
-}  # fmt: skip
-FAMILY = ("Silva", "Santos", "Ferreira", "Pereira", "Oliveira", "Costa", "Rodrigues", "Martins", "Mensah",
-          "Haddad", "Zhang", "Patel", "Petrov", "Okafor", "Nakamura", "Dlamini", "Rossi", "Garcia", "Khan",
-          "Cohen", "Almeida", "Sousa", "Lopes", "Gomes", "Ribeiro", "Carvalho", "Teixeira", "Moreira")  # fmt: skip
+    "female": (
+        "Ana",
+        "Maria",
+        "Sofia",
+        "Beatriz",
+        "Amara",
+        "Leila",
+        "Chen",
+        "Priya",
+        "Olga",
+        "Fatima",
+        "Grace",
+        "Ines",
+        "Yuki",
+        "Zanele",
+        "Elena",
+        "Nadia",
+        "Carmen",
+        "Aisha",
+        "Hannah",
+        "Lucia",
+    ),
+    "male": (
+        "Joao",
+        "Pedro",
+        "Miguel",
+        "Tiago",
+        "Kwame",
+        "Omar",
+        "Wei",
+        "Arjun",
+        "Ivan",
+        "Samuel",
+        "David",
+        "Rui",
+        "Kenji",
+        "Thabo",
+        "Luca",
+        "Yusuf",
+        "Diego",
+        "Ahmed",
+        "Noah",
+        "Mateus",
+    ),
+}
+FAMILY = (
+    "Silva",
+    "Santos",
+    "Ferreira",
+    "Pereira",
+    "Oliveira",
+    "Costa",
+    "Rodrigues",
+    "Martins",
+    "Mensah",
+    "Haddad",
+    "Zhang",
+    "Patel",
+    "Petrov",
+    "Okafor",
+    "Nakamura",
+    "Dlamini",
+    "Rossi",
+    "Garcia",
+    "Khan",
+    "Cohen",
+    "Almeida",
+    "Sousa",
+    "Lopes",
+    "Gomes",
+    "Ribeiro",
+    "Carvalho",
+    "Teixeira",
+    "Moreira",
+)
 INSURERS = ("Medis", "Multicare", "AdvanceCare", "SNS (public)", "Allianz Care", "Cigna Global", "")
 ALLERGIES = ("penicillin", "peanuts", "latex", "shellfish", "sulfonamides", "ibuprofen", "pollen", "eggs")
 # Approximate ABO/Rh distribution in Western Europe.
@@ -103,8 +170,17 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
     users: list[User] = []
     clinicians: dict[uuid.UUID, list[User]] = {}
     for name, kind, address, city, lat, lon in ORGANISATIONS:
-        org = Organisation(id=_uuid(rng), name=name, kind=kind, address=address, city=city, country="PT",
-                           latitude=lat, longitude=lon, phone=f"+351 21 {rng.randint(1000000, 9999999)}")  # fmt: skip
+        org = Organisation(
+            id=_uuid(rng),
+            name=name,
+            kind=kind,
+            address=address,
+            city=city,
+            country="PT",
+            latitude=lat,
+            longitude=lon,
+            phone=f"+351 21 {rng.randint(1000000, 9999999)}",
+        )
         session.add(org)
         orgs.append(org)
         for role, count in STAFF_PLAN[kind]:
@@ -127,29 +203,61 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
         org = care_orgs[0] if i < 40 else rng.choice(care_orgs)  # the demo doctor has a full list
         team = clinicians[org.id]
         for member in {team[0] if i < 40 else rng.choice(team), rng.choice(team)}:
-            links.append(CareRelationship(id=_uuid(rng), patient_id=patient.id, practitioner_id=member.id,
-                                          organisation_id=org.id, reason="demo", created_at=now))  # fmt: skip
-    donor = User(id=_uuid(rng), email=f"donor@{DEMO_DOMAIN}", full_name="Daniel Donor", role="donor",
-                 password_hash=password_hash, password_changed_at=now)  # fmt: skip
+            links.append(
+                CareRelationship(
+                    id=_uuid(rng),
+                    patient_id=patient.id,
+                    practitioner_id=member.id,
+                    organisation_id=org.id,
+                    reason="demo",
+                    created_at=now,
+                )
+            )
+    donor = User(
+        id=_uuid(rng),
+        email=f"donor@{DEMO_DOMAIN}",
+        full_name="Daniel Donor",
+        role="donor",
+        password_hash=password_hash,
+        password_changed_at=now,
+    )
     session.add(donor)
     users.append(donor)
     session.flush()
     session.add_all(links)
     session.flush()
-    audit.record(session, system_principal("caresync demo"), "demo.load",
-                 detail={"organisations": len(orgs), "users": len(users), "patients": n_patients})  # fmt: skip
+    audit.record(
+        session,
+        system_principal("caresync demo"),
+        "demo.load",
+        detail={"organisations": len(orgs), "users": len(users), "patients": n_patients},
+    )
     return DemoResult(organisations=len(orgs), users=len(users), patients=n_patients)
 
 
-def _staff(session: Session, rng: random.Random, org: Organisation, role: str, index: int, password_hash: str,
-           seed: int) -> User:  # fmt: skip
+def _staff(
+    session: Session,
+    rng: random.Random,
+    org: Organisation,
+    role: str,
+    index: int,
+    password_hash: str,
+    seed: int,
+) -> User:
     sex = rng.choice(("female", "male"))
     full_name = f"{rng.choice(GIVEN[sex])} {rng.choice(FAMILY)}"
     prefix = {"bloodbank_staff": "bloodbank"}.get(role, role)
     email = f"{prefix}{index or ''}@{_slug(org.name)}.{DEMO_DOMAIN}"
     title = "Dr. " if role == "doctor" else ""
-    user = User(id=_uuid(rng), email=email, full_name=title + full_name, role=role, organisation_id=org.id,
-                password_hash=password_hash, password_changed_at=utcnow())  # fmt: skip
+    user = User(
+        id=_uuid(rng),
+        email=email,
+        full_name=title + full_name,
+        role=role,
+        organisation_id=org.id,
+        password_hash=password_hash,
+        password_changed_at=utcnow(),
+    )
     user.mfa_secret_encrypted = crypto.encrypt_text(demo_totp_secret(email, seed), aad=str(user.id))
     user.mfa_enabled = True
     session.add(user)
@@ -157,12 +265,22 @@ def _staff(session: Session, rng: random.Random, org: Organisation, role: str, i
 
 
 def _account(session: Session, rng: random.Random, email: str, patient: Patient, password_hash: str) -> User:
-    user = User(id=_uuid(rng), email=email, full_name=f"{patient.given_name} {patient.family_name}",
-                role="patient", password_hash=password_hash, password_changed_at=utcnow())  # fmt: skip
+    user = User(
+        id=_uuid(rng),
+        email=email,
+        full_name=f"{patient.given_name} {patient.family_name}",
+        role="patient",
+        password_hash=password_hash,
+        password_changed_at=utcnow(),
+    )
     session.add(user)
     patient.user_id = user.id
     patient.email = email
     return user
+
+
+def _mobile(rng: random.Random) -> str:
+    return f"+351 9{rng.randint(10, 69)} {rng.randint(100, 999)} {rng.randint(100, 999)}"
 
 
 def _patient(rng: random.Random, index: int, orgs: list[Organisation]) -> Patient:
@@ -176,21 +294,31 @@ def _patient(rng: random.Random, index: int, orgs: list[Organisation]) -> Patien
     body = str(rng.randrange(10**10, 10**11))
     allergies = ", ".join(sorted(rng.sample(ALLERGIES, rng.choice((0, 0, 0, 1, 1, 2)))))
     return Patient(
-        id=_uuid(rng), health_id=body + verhoeff_check_digit(body), given_name=given, family_name=family,
-        birth_date=date.today() - timedelta(days=age_days), sex=sex,
-        phone=f"+351 9{rng.randint(10, 69)} {rng.randint(100, 999)} {rng.randint(100, 999)}",
-        email="", address_line=f"{rng.randint(1, 250)} {rng.choice(('Rua', 'Avenida', 'Travessa'))} "
-        f"{rng.choice(FAMILY)}", city=home.city, postal_code=f"{rng.randint(1000, 4999)}-{rng.randint(100, 999)}",
-        country="PT", latitude=round((home.latitude or 0) + rng.uniform(-0.08, 0.08), 5),
+        id=_uuid(rng),
+        health_id=body + verhoeff_check_digit(body),
+        given_name=given,
+        family_name=family,
+        birth_date=date.today() - timedelta(days=age_days),
+        sex=sex,
+        phone=_mobile(rng),
+        email="",
+        address_line=f"{rng.randint(1, 250)} {rng.choice(('Rua', 'Avenida', 'Travessa'))} "
+        f"{rng.choice(FAMILY)}",
+        city=home.city,
+        postal_code=f"{rng.randint(1000, 4999)}-{rng.randint(100, 999)}",
+        country="PT",
+        latitude=round((home.latitude or 0) + rng.uniform(-0.08, 0.08), 5),
         longitude=round((home.longitude or 0) + rng.uniform(-0.08, 0.08), 5),
         insurance_provider=(insurer := rng.choice(INSURERS)),
         insurance_number=f"{rng.randint(10**8, 10**9 - 1)}" if insurer else "",
         emergency_contact_name=f"{rng.choice(GIVEN[rng.choice(('female', 'male'))])} {family}",
-        emergency_contact_phone=f"+351 9{rng.randint(10, 69)} {rng.randint(100, 999)} {rng.randint(100, 999)}",
+        emergency_contact_phone=_mobile(rng),
         emergency_contact_relation=rng.choice(("spouse", "parent", "child", "sibling", "friend")),
         allergies=allergies,
-        blood_group=rng.choices(list(BLOOD_WEIGHTS), weights=list(BLOOD_WEIGHTS.values()))[0] if index % 5 else None,
-    )  # fmt: skip
+        blood_group=rng.choices(list(BLOOD_WEIGHTS), weights=list(BLOOD_WEIGHTS.values()))[0]
+        if index % 5
+        else None,
+    )
 
 
 def print_logins(echo: Callable[[str], None], password: str) -> None:
@@ -198,7 +326,10 @@ def print_logins(echo: Callable[[str], None], password: str) -> None:
     echo("")
     echo(f"Demo sign-ins (password for all: {password}):")
     for role, email in DEMO_LOGINS:
-        mfa = "  (MFA: run `caresync demo-code " + email + "` for the current code)" if role not in (
-            "patient", "donor") else ""  # fmt: skip
+        mfa = (
+            "  (MFA: run `caresync demo-code " + email + "` for the current code)"
+            if role not in ("patient", "donor")
+            else ""
+        )
         echo(f"  {role:<16} {email}{mfa}")
     echo("")

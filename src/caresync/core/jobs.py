@@ -108,9 +108,13 @@ def job_task(kind: str) -> Callable[[JobFunction], Any]:
                 _update(jid, status="failed", finished_at=utcnow(), message=_safe_message(exc))
                 return
             _update(
-                jid, status="succeeded", progress=100, finished_at=utcnow(), message="Done",
+                jid,
+                status="succeeded",
+                progress=100,
+                finished_at=utcnow(),
+                message="Done",
                 result=json.dumps(result, default=str),
-            )  # fmt: skip
+            )
 
         run.kind = kind
         return run

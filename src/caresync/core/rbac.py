@@ -111,8 +111,13 @@ def authorize_patient(
     access = patient_access(session, principal, patient_id) if has_perm(principal, perm) else None
     if access is None:
         audit.record_and_commit(
-            session, principal, action, outcome="denied", patient_id=patient_id, resource_type="Patient",
+            session,
+            principal,
+            action,
+            outcome="denied",
+            patient_id=patient_id,
+            resource_type="Patient",
             resource_id=patient_id,
-        )  # fmt: skip
+        )
         raise NotFound("No such patient.")
     return access

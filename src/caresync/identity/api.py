@@ -59,12 +59,26 @@ def register(body: RegisterIn, request: Request, db: Db) -> MeOut:
     profile = None
     if body.role == "patient":
         given, _, family = body.full_name.rpartition(" ")
-        profile = patients.register_own_profile(db, {
-            "given_name": given or body.full_name, "family_name": family or body.full_name,
-            "birth_date": body.birth_date, "sex": body.sex, "phone": body.phone, "email": str(body.email),
-        })  # fmt: skip
-    user = service.register(db, anonymous(client_ip(request)), role=Role(body.role), email=str(body.email),
-                            password=body.password, full_name=body.full_name, patient=profile)  # fmt: skip
+        profile = patients.register_own_profile(
+            db,
+            {
+                "given_name": given or body.full_name,
+                "family_name": family or body.full_name,
+                "birth_date": body.birth_date,
+                "sex": body.sex,
+                "phone": body.phone,
+                "email": str(body.email),
+            },
+        )
+    user = service.register(
+        db,
+        anonymous(client_ip(request)),
+        role=Role(body.role),
+        email=str(body.email),
+        password=body.password,
+        full_name=body.full_name,
+        patient=profile,
+    )
     db.commit()
     return MeOut(**UserOut.model_validate(user).model_dump(), patient_id=profile.id if profile else None)
 
@@ -73,8 +87,15 @@ def register(body: RegisterIn, request: Request, db: Db) -> MeOut:
 def login(body: LoginIn, request: Request, db: Db) -> TokenOut:
     """Exchange credentials for a bearer token. With MFA on and no ``otp``, the token's stage is ``mfa``:
     send the code to ``/auth/mfa/challenge``. Staff without MFA get stage ``enrol``."""
-    result = service.login(db, email=body.email, password=body.password, kind="api", client_ip=client_ip(request),
-                           user_agent=request.headers.get("user-agent", ""), otp=body.otp)  # fmt: skip
+    result = service.login(
+        db,
+        email=body.email,
+        password=body.password,
+        kind="api",
+        client_ip=client_ip(request),
+        user_agent=request.headers.get("user-agent", ""),
+        otp=body.otp,
+    )
     db.commit()
     row = result.auth_session
     return TokenOut(access_token=result.token, expires_at=row.expires_at, stage=row.stage)
@@ -92,8 +113,11 @@ def logout(principal: PartialUser, db: Db) -> Response:
 def me(principal: PartialUser, request: Request, db: Db) -> MeOut:
     """Who the token belongs to and what it may do yet."""
     user = service.get_me(db, principal)
-    return MeOut(**UserOut.model_validate(user).model_dump(), patient_id=principal.patient_id,
-                 session_stage=request.state.resolved.stage)  # fmt: skip
+    return MeOut(
+        **UserOut.model_validate(user).model_dump(),
+        patient_id=principal.patient_id,
+        session_stage=request.state.resolved.stage,
+    )
 
 
 @auth.post("/mfa/challenge", response_model=MeOut)
@@ -183,8 +207,14 @@ def password_reset(body: ResetIn, request: Request, db: Db) -> Response:
 
 
 @people.get("", response_model=PatientPage)
-def list_patients(principal: CurrentUser, db: Db, q: Text = "", sort: Text = "family_name",
-                  limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> PatientPage:  # fmt: skip
+def list_patients(
+    principal: CurrentUser,
+    db: Db,
+    q: Text = "",
+    sort: Text = "family_name",
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> PatientPage:
     """Patients you may see: your own profile, or your care list. Search by name or Health ID;
     sort by ``family_name``, ``birth_date``, ``created_at`` or ``updated_at`` (``-`` for descending)."""
     page = patients.list_patients(db, principal, q=q, sort=sort, limit=limit, cursor=cursor)
@@ -246,8 +276,9 @@ def add_care_team(
 
 
 @people.get("/{patient_id}/access-history", response_model=AuditPage)
-def access_history(patient_id: uuid.UUID, principal: CurrentUser, db: Db, limit: Limit = DEFAULT_LIMIT,
-                   cursor: Cursor = None) -> AuditPage:  # fmt: skip
+def access_history(
+    patient_id: uuid.UUID, principal: CurrentUser, db: Db, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> AuditPage:
     """Who read or changed this patient's data, newest first."""
     page = patients.access_history(db, principal, patient_id, limit=limit, cursor=cursor)
     db.commit()
@@ -260,8 +291,15 @@ def access_history(patient_id: uuid.UUID, principal: CurrentUser, db: Db, limit:
 
 
 @admin.get("/users", response_model=UserPage)
-def list_users(principal: CurrentUser, db: Db, q: Text = "", role: Text = "", sort: Text = "full_name",
-               limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> UserPage:  # fmt: skip
+def list_users(
+    principal: CurrentUser,
+    db: Db,
+    q: Text = "",
+    role: Text = "",
+    sort: Text = "full_name",
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> UserPage:
     """Your organisation's staff."""
     page = service.list_staff(db, principal, q=q, role=role, sort=sort, limit=limit, cursor=cursor)
     return UserPage(items=[UserOut.model_validate(u) for u in page.items], next_cursor=page.next_cursor)
@@ -270,8 +308,14 @@ def list_users(principal: CurrentUser, db: Db, q: Text = "", role: Text = "", so
 @admin.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 def create_user(body: StaffCreateIn, principal: CurrentUser, db: Db) -> UserOut:
     """Create a staff account; they enrol MFA at first sign-in."""
-    user = service.create_staff(db, principal, email=str(body.email), password=body.password,
-                                full_name=body.full_name, role=Role(body.role))  # fmt: skip
+    user = service.create_staff(
+        db,
+        principal,
+        email=str(body.email),
+        password=body.password,
+        full_name=body.full_name,
+        role=Role(body.role),
+    )
     db.commit()
     return UserOut.model_validate(user)
 
@@ -279,19 +323,42 @@ def create_user(body: StaffCreateIn, principal: CurrentUser, db: Db) -> UserOut:
 @admin.patch("/users/{user_id}", response_model=UserOut)
 def update_user(user_id: uuid.UUID, body: StaffUpdateIn, principal: CurrentUser, db: Db) -> UserOut:
     """Change role, (de)activate, or reset MFA."""
-    user = service.update_staff(db, principal, user_id, role=Role(body.role) if body.role else None,
-                                is_active=body.is_active, reset_mfa=body.reset_mfa)  # fmt: skip
+    user = service.update_staff(
+        db,
+        principal,
+        user_id,
+        role=Role(body.role) if body.role else None,
+        is_active=body.is_active,
+        reset_mfa=body.reset_mfa,
+    )
     db.commit()
     return UserOut.model_validate(user)
 
 
 @admin.get("/audit", response_model=AuditPage)
-def search_audit(principal: CurrentUser, db: Db, action: Text = "", outcome: Text = "", actor: Text = "",
-                 health_id: Text = "", flagged: bool | None = None, limit: Limit = DEFAULT_LIMIT,
-                 cursor: Cursor = None) -> AuditPage:  # fmt: skip
+def search_audit(
+    principal: CurrentUser,
+    db: Db,
+    action: Text = "",
+    outcome: Text = "",
+    actor: Text = "",
+    health_id: Text = "",
+    flagged: bool | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> AuditPage:
     """Search your organisation's audit log, newest first."""
-    page = patients.search_audit(db, principal, action=action, outcome=outcome, actor=actor, health_id=health_id,
-                                 flagged=flagged, limit=limit, cursor=cursor)  # fmt: skip
+    page = patients.search_audit(
+        db,
+        principal,
+        action=action,
+        outcome=outcome,
+        actor=actor,
+        health_id=health_id,
+        flagged=flagged,
+        limit=limit,
+        cursor=cursor,
+    )
     db.commit()
     return AuditPage(
         items=[AuditEntryOut.model_validate(e) for e in page.items], next_cursor=page.next_cursor

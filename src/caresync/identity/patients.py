@@ -30,12 +30,27 @@ PATIENT_SORTS = {
 }
 EDITABLE_FIELDS = frozenset(
     {
-        "given_name", "family_name", "birth_date", "sex", "phone", "email", "address_line", "city",
-        "postal_code", "country", "latitude", "longitude", "insurance_provider", "insurance_number",
-        "emergency_contact_name", "emergency_contact_phone", "emergency_contact_relation", "allergies",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "sex",
+        "phone",
+        "email",
+        "address_line",
+        "city",
+        "postal_code",
+        "country",
+        "latitude",
+        "longitude",
+        "insurance_provider",
+        "insurance_number",
+        "emergency_contact_name",
+        "emergency_contact_phone",
+        "emergency_contact_relation",
+        "allergies",
         "blood_group",
     }
-)  # fmt: skip
+)
 REQUIRED_FIELDS = frozenset({"given_name", "family_name", "birth_date", "sex"})
 # Fields only clinicians may change: a patient's own claim about their blood group is not clinical truth.
 CLINICIAN_ONLY_FIELDS = frozenset({"blood_group"})
@@ -73,8 +88,14 @@ def create_patient(session: Session, principal: Principal, fields: dict[str, Any
     patient = new_patient(**fields)
     _add_with_unique_health_id(session, patient)
     _link_care(session, patient.id, principal.user_id, principal.organisation_id, "registered the patient")
-    audit.record(session, principal, "patient.create", patient_id=patient.id, resource_type="Patient",
-                 resource_id=patient.id)  # fmt: skip
+    audit.record(
+        session,
+        principal,
+        "patient.create",
+        patient_id=patient.id,
+        resource_type="Patient",
+        resource_id=patient.id,
+    )
     return patient
 
 
@@ -85,20 +106,31 @@ def register_own_profile(session: Session, fields: dict[str, Any]) -> Patient:
     return patient
 
 
-def _link_care(session: Session, patient_id: uuid.UUID, practitioner_id: uuid.UUID | None,
-               organisation_id: uuid.UUID | None, reason: str) -> CareRelationship:  # fmt: skip
-    assert practitioner_id and organisation_id
+def _link_care(
+    session: Session,
+    patient_id: uuid.UUID,
+    practitioner_id: uuid.UUID | None,
+    organisation_id: uuid.UUID | None,
+    reason: str,
+) -> CareRelationship:
+    assert practitioner_id is not None
+    assert organisation_id is not None
     existing = session.execute(
         select(CareRelationship).where(
             CareRelationship.patient_id == patient_id, CareRelationship.practitioner_id == practitioner_id
-        )  # fmt: skip
+        )
     ).scalar_one_or_none()
     if existing:
         existing.ended_at = None
         existing.organisation_id = organisation_id
         return existing
-    link = CareRelationship(patient_id=patient_id, practitioner_id=practitioner_id,
-                            organisation_id=organisation_id, reason=reason, created_at=utcnow())  # fmt: skip
+    link = CareRelationship(
+        patient_id=patient_id,
+        practitioner_id=practitioner_id,
+        organisation_id=organisation_id,
+        reason=reason,
+        created_at=utcnow(),
+    )
     session.add(link)
     session.flush()
     return link
@@ -110,14 +142,22 @@ def get_patient(session: Session, principal: Principal, patient_id: uuid.UUID) -
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise NotFound("No such patient.")
-    audit.record(session, principal, "patient.read", patient_id=patient.id, resource_type="Patient",
-                 resource_id=patient.id, detail={"access": access.value},
-                 flagged=access is Access.BREAK_GLASS)  # fmt: skip
+    audit.record(
+        session,
+        principal,
+        "patient.read",
+        patient_id=patient.id,
+        resource_type="Patient",
+        resource_id=patient.id,
+        detail={"access": access.value},
+        flagged=access is Access.BREAK_GLASS,
+    )
     return patient
 
 
-def update_patient(session: Session, principal: Principal, patient_id: uuid.UUID,
-                   changes: dict[str, Any]) -> Patient:  # fmt: skip
+def update_patient(
+    session: Session, principal: Principal, patient_id: uuid.UUID, changes: dict[str, Any]
+) -> Patient:
     """Edit a profile. The audit entry names the changed fields, not their values."""
     access = authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, "patient.update")
     patient = session.get(Patient, patient_id)
@@ -135,15 +175,24 @@ def update_patient(session: Session, principal: Principal, patient_id: uuid.UUID
     if principal.role == "patient":
         locked = {k for k in CLINICIAN_ONLY_FIELDS & set(changes) if changes[k] != getattr(patient, k)}
         if locked:
-            raise ValidationFailed(f"Only your care team can change: {', '.join(sorted(locked))}.",
-                                   extra={"field": sorted(locked)[0]})  # fmt: skip
+            raise ValidationFailed(
+                f"Only your care team can change: {', '.join(sorted(locked))}.",
+                extra={"field": sorted(locked)[0]},
+            )
     changed = sorted(k for k, v in changes.items() if getattr(patient, k) != v)
     for key in changed:
         setattr(patient, key, changes[key])
     patient.updated_at = utcnow()
-    audit.record(session, principal, "patient.update", patient_id=patient.id, resource_type="Patient",
-                 resource_id=patient.id, detail={"fields": changed, "access": access.value},
-                 flagged=access is Access.BREAK_GLASS)  # fmt: skip
+    audit.record(
+        session,
+        principal,
+        "patient.update",
+        patient_id=patient.id,
+        resource_type="Patient",
+        resource_id=patient.id,
+        detail={"fields": changed, "access": access.value},
+        flagged=access is Access.BREAK_GLASS,
+    )
     return patient
 
 
@@ -163,8 +212,15 @@ def _visible_patients(principal: Principal) -> Select[Patient]:
     return query.where(or_(Patient.id.in_(in_care), Patient.id.in_(glass)))
 
 
-def list_patients(session: Session, principal: Principal, *, q: str = "", sort: str | None = None,
-                  limit: int = 50, cursor: str | None = None) -> Page[Patient]:  # fmt: skip
+def list_patients(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str = "",
+    sort: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[Patient]:
     """The patients this user may see, filtered by name or Health ID."""
     require(session, principal, Perm.PATIENT_READ, "patient.list")
     query = _visible_patients(principal)
@@ -180,13 +236,25 @@ def list_patients(session: Session, principal: Principal, *, q: str = "", sort: 
                     func.lower(Patient.family_name).like(like),
                     func.lower(Patient.given_name).like(like),
                     func.lower(Patient.given_name + " " + Patient.family_name).like(like),
-                )  # fmt: skip
+                )
             )
     key, desc = parse_sort(sort, PATIENT_SORTS, "family_name")
-    page = paginate(session, query, sort_column=PATIENT_SORTS[key], id_column=Patient.id, descending=desc,
-                    limit=limit, cursor=cursor)  # fmt: skip
-    audit.record(session, principal, "patient.list", resource_type="Patient",
-                 detail={"count": len(page.items), "query": bool(term)})  # fmt: skip
+    page = paginate(
+        session,
+        query,
+        sort_column=PATIENT_SORTS[key],
+        id_column=Patient.id,
+        descending=desc,
+        limit=limit,
+        cursor=cursor,
+    )
+    audit.record(
+        session,
+        principal,
+        "patient.list",
+        resource_type="Patient",
+        detail={"count": len(page.items), "query": bool(term)},
+    )
     return page
 
 
@@ -196,47 +264,97 @@ def break_glass(session: Session, principal: Principal, health_id: str, reason: 
     require(session, principal, Perm.PATIENT_BREAK_GLASS, "patient.break_glass")
     reason = reason.strip()
     if len(reason) < 10:
-        raise ValidationFailed("Give a reason of at least 10 characters; it is shown to the patient.",
-                               extra={"field": "reason"})  # fmt: skip
+        raise ValidationFailed(
+            "Give a reason of at least 10 characters; it is shown to the patient.", extra={"field": "reason"}
+        )
     canonical = normalise_health_id(health_id)
     if canonical is None:
         raise ValidationFailed("That Health ID is not valid; check the digits.", extra={"field": "health_id"})
     patient = session.execute(select(Patient).where(Patient.health_id == canonical)).scalar_one_or_none()
     if patient is None:
-        audit.record_and_commit(session, principal, "patient.break_glass", outcome="failure",
-                                detail={"reason": reason, "health_id": canonical}, flagged=True)  # fmt: skip
+        audit.record_and_commit(
+            session,
+            principal,
+            "patient.break_glass",
+            outcome="failure",
+            detail={"reason": reason, "health_id": canonical},
+            flagged=True,
+        )
         raise NotFound("No patient has this Health ID.")
     now = utcnow()
     hours = get_settings().break_glass_hours
-    session.add(BreakGlassGrant(patient_id=patient.id, user_id=principal.user_id, reason=reason,
-                                created_at=now, expires_at=now + timedelta(hours=hours)))  # fmt: skip
-    audit.record(session, principal, "patient.break_glass", patient_id=patient.id, resource_type="Patient",
-                 resource_id=patient.id, detail={"reason": reason, "hours": hours}, flagged=True)  # fmt: skip
+    session.add(
+        BreakGlassGrant(
+            patient_id=patient.id,
+            user_id=principal.user_id,
+            reason=reason,
+            created_at=now,
+            expires_at=now + timedelta(hours=hours),
+        )
+    )
+    audit.record(
+        session,
+        principal,
+        "patient.break_glass",
+        patient_id=patient.id,
+        resource_type="Patient",
+        resource_id=patient.id,
+        detail={"reason": reason, "hours": hours},
+        flagged=True,
+    )
     if patient.user_id:
-        notify(session, patient.user_id, "break_glass", "Emergency access to your record",
-               f"{principal.full_name} ({principal.role}) opened your record without a care relationship. "
-               f"Reason given: {reason}", link="/me/access")  # fmt: skip
+        notify(
+            session,
+            patient.user_id,
+            "break_glass",
+            "Emergency access to your record",
+            f"{principal.full_name} ({principal.role}) opened your record without a care relationship. "
+            f"Reason given: {reason}",
+            link="/me/access",
+        )
     return patient
 
 
-def add_to_care_team(session: Session, principal: Principal, patient_id: uuid.UUID,
-                     practitioner_id: uuid.UUID, reason: str = "") -> CareRelationship:  # fmt: skip
+def add_to_care_team(
+    session: Session,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    practitioner_id: uuid.UUID,
+    reason: str = "",
+) -> CareRelationship:
     """A clinician caring for the patient adds a colleague of the same organisation."""
     authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, "patient.care_team_add")
     if principal.role not in CLINICIANS:  # patients may edit their profile, not choose who reads it
-        audit.record_and_commit(session, principal, "patient.care_team_add", outcome="denied",
-                                patient_id=patient_id, resource_type="Patient",
-                                resource_id=patient_id)  # fmt: skip
+        audit.record_and_commit(
+            session,
+            principal,
+            "patient.care_team_add",
+            outcome="denied",
+            patient_id=patient_id,
+            resource_type="Patient",
+            resource_id=patient_id,
+        )
         raise Forbidden("Only the patient's doctors and nurses can add to the care team.")
     colleague = session.get(User, practitioner_id)
-    if (colleague is None or colleague.role not in CLINICIANS or not colleague.is_active
-            or colleague.organisation_id != principal.organisation_id):  # fmt: skip
-        raise ValidationFailed("Choose an active doctor or nurse of your organisation.",
-                               extra={"field": "practitioner_id"})  # fmt: skip
+    if (
+        colleague is None
+        or colleague.role not in CLINICIANS
+        or not colleague.is_active
+        or colleague.organisation_id != principal.organisation_id
+    ):
+        raise ValidationFailed(
+            "Choose an active doctor or nurse of your organisation.", extra={"field": "practitioner_id"}
+        )
     link = _link_care(session, patient_id, colleague.id, colleague.organisation_id, reason or "added")
-    audit.record(session, principal, "patient.care_team_add", patient_id=patient_id,
-                 resource_type="CareRelationship", resource_id=link.id,
-                 detail={"practitioner_id": str(colleague.id)})  # fmt: skip
+    audit.record(
+        session,
+        principal,
+        "patient.care_team_add",
+        patient_id=patient_id,
+        resource_type="CareRelationship",
+        resource_id=link.id,
+        detail={"practitioner_id": str(colleague.id)},
+    )
     return link
 
 
@@ -252,22 +370,50 @@ def care_team(session: Session, principal: Principal, patient_id: uuid.UUID) -> 
     return list(session.execute(query).scalars())
 
 
-def access_history(session: Session, principal: Principal, patient_id: uuid.UUID, *, limit: int = 50,
-                   cursor: str | None = None) -> Page[AuditEntry]:  # fmt: skip
+def access_history(
+    session: Session,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[AuditEntry]:
     """Who accessed this patient's data, newest first. Patients see their own; clinicians with access see
     the patient's."""
     authorize_patient(session, principal, patient_id, Perm.PATIENT_READ, "patient.access_history")
     query = select(AuditEntry).where(AuditEntry.patient_id == patient_id)
-    page = paginate(session, query, sort_column=AuditEntry.seq, id_column=AuditEntry.seq, descending=True,
-                    limit=limit, cursor=cursor)  # fmt: skip
-    audit.record(session, principal, "patient.access_history", patient_id=patient_id, resource_type="Patient",
-                 resource_id=patient_id)  # fmt: skip
+    page = paginate(
+        session,
+        query,
+        sort_column=AuditEntry.seq,
+        id_column=AuditEntry.seq,
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+    )
+    audit.record(
+        session,
+        principal,
+        "patient.access_history",
+        patient_id=patient_id,
+        resource_type="Patient",
+        resource_id=patient_id,
+    )
     return page
 
 
-def search_audit(session: Session, principal: Principal, *, action: str = "", outcome: str = "",
-                 actor: str = "", health_id: str = "", flagged: bool | None = None, limit: int = 50,
-                 cursor: str | None = None) -> Page[AuditEntry]:  # fmt: skip
+def search_audit(
+    session: Session,
+    principal: Principal,
+    *,
+    action: str = "",
+    outcome: str = "",
+    actor: str = "",
+    health_id: str = "",
+    flagged: bool | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[AuditEntry]:
     """Admins search the audit entries of their organisation's users, newest first."""
     require(session, principal, Perm.AUDIT_READ, "audit.search")
     query = select(AuditEntry).where(AuditEntry.organisation_id == principal.organisation_id)
@@ -288,8 +434,15 @@ def search_audit(session: Session, principal: Principal, *, action: str = "", ou
         )
     if flagged is not None:
         query = query.where(AuditEntry.flagged.is_(flagged))
-    page = paginate(session, query, sort_column=AuditEntry.seq, id_column=AuditEntry.seq, descending=True,
-                    limit=limit, cursor=cursor)  # fmt: skip
+    page = paginate(
+        session,
+        query,
+        sort_column=AuditEntry.seq,
+        id_column=AuditEntry.seq,
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+    )
     audit.record(session, principal, "audit.search", detail={"count": len(page.items)})
     return page
 

@@ -123,11 +123,27 @@ def format_health_id(health_id: str) -> str:
 
 _COMMON_PASSWORDS = frozenset(
     {
-        "password", "password1", "password12", "password123", "1234567890", "123456789", "12345678",
-        "qwertyuiop", "iloveyou", "letmein123", "welcome123", "admin12345", "caresync123", "changeme123",
-        "passw0rd123", "qwerty1234", "abc1234567", "football12", "monkey12345",
+        "password",
+        "password1",
+        "password12",
+        "password123",
+        "1234567890",
+        "123456789",
+        "12345678",
+        "qwertyuiop",
+        "iloveyou",
+        "letmein123",
+        "welcome123",
+        "admin12345",
+        "caresync123",
+        "changeme123",
+        "passw0rd123",
+        "qwerty1234",
+        "abc1234567",
+        "football12",
+        "monkey12345",
     }
-)  # fmt: skip
+)
 
 
 def password_problem(password: str, *, min_length: int, email: str = "") -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -24,7 +24,8 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40, p
 Sex = Literal["female", "male", "other", "unknown"]
 BloodGroup = Literal["O-", "O+", "A-", "A+", "B-", "B+", "AB-", "AB+"]
 Password = Annotated[str, Field(min_length=1, max_length=256)]
-assert set(SEXES) == {"female", "male", "other", "unknown"} and len(BLOOD_GROUPS) == 8
+assert set(SEXES) == set(get_args(Sex))
+assert set(BLOOD_GROUPS) == set(get_args(BloodGroup))
 
 
 def _check_birth_date(value: date | None) -> date | None:
@@ -162,7 +163,7 @@ class TokenOut(BaseModel):
     """A bearer token (shown once) and what it may do yet."""
 
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a scheme name, not a secret)
     expires_at: datetime
     stage: Literal["full", "mfa", "enrol"]
 

@@ -69,20 +69,34 @@ def create_user(
     check_password(password, email)
     _ensure_email_free(session, email)
     user = User(
-        email=email, full_name=full_name.strip(), role=role.value, organisation_id=organisation_id,
-        password_hash=crypto.hash_password(password), password_changed_at=utcnow(),
-    )  # fmt: skip
+        email=email,
+        full_name=full_name.strip(),
+        role=role.value,
+        organisation_id=organisation_id,
+        password_hash=crypto.hash_password(password),
+        password_changed_at=utcnow(),
+    )
     session.add(user)
     session.flush()
     return user
 
 
-def register(session: Session, actor: Principal, *, role: Role, email: str, password: str,
-             full_name: str, patient: Patient | None = None) -> User:  # fmt: skip
+def register(
+    session: Session,
+    actor: Principal,
+    *,
+    role: Role,
+    email: str,
+    password: str,
+    full_name: str,
+    patient: Patient | None = None,
+) -> User:
     """Self-registration for patients and donors. A patient's profile is created with the account."""
     if role not in SELF_REGISTER_ROLES:
-        raise ValidationFailed("Only patients and donors can register themselves; staff accounts are "
-                               "created by their organisation's administrator.")  # fmt: skip
+        raise ValidationFailed(
+            "Only patients and donors can register themselves; staff accounts are "
+            "created by their organisation's administrator."
+        )
     user = create_user(session, email=email, password=password, full_name=full_name, role=role)
     if patient is not None:
         patient.user_id = user.id
@@ -90,8 +104,14 @@ def register(session: Session, actor: Principal, *, role: Role, email: str, pass
         session.add(patient)
         session.flush()
     registered = Principal(user.id, user.role, user.full_name, client_ip=actor.client_ip)
-    audit.record(session, registered, "auth.register", resource_type="User", resource_id=user.id,
-                 patient_id=patient.id if patient else None)  # fmt: skip
+    audit.record(
+        session,
+        registered,
+        "auth.register",
+        resource_type="User",
+        resource_id=user.id,
+        patient_id=patient.id if patient else None,
+    )
     return user
 
 
@@ -127,14 +147,21 @@ def login(
     now = utcnow()
     if user is None or not user.is_active:
         crypto.verify_password(password, crypto.dummy_password_hash())
-        audit.record_and_commit(session, actor, "auth.login", outcome="failure",
-                                detail={"email": email, "reason": "unknown or inactive account"})  # fmt: skip
+        audit.record_and_commit(
+            session,
+            actor,
+            "auth.login",
+            outcome="failure",
+            detail={"email": email, "reason": "unknown or inactive account"},
+        )
         raise Unauthenticated("Email or password is incorrect.")
     who = _principal_for(user, client_ip)
     if user.locked_until and user.locked_until > now:
         audit.record_and_commit(session, who, "auth.login", outcome="denied", detail={"reason": "locked"})
-        raise Locked(f"Too many failed sign-ins. Try again after {user.locked_until:%H:%M} UTC, "
-                     "or reset your password.")  # fmt: skip
+        raise Locked(
+            f"Too many failed sign-ins. Try again after {user.locked_until:%H:%M} UTC, "
+            "or reset your password."
+        )
     if not crypto.verify_password(password, user.password_hash):
         _count_failure(session, user, who, "wrong password")
         raise Unauthenticated("Email or password is incorrect.")
@@ -152,8 +179,14 @@ def login(
         user.failed_logins = 0
         user.last_login_at = now
     sign_in = _open_session(session, user, kind=kind, stage=stage, client_ip=client_ip, user_agent=user_agent)
-    audit.record(session, who, "auth.login", detail={"stage": stage, "kind": kind},
-                 resource_type="AuthSession", resource_id=sign_in.auth_session.id)  # fmt: skip
+    audit.record(
+        session,
+        who,
+        "auth.login",
+        detail={"stage": stage, "kind": kind},
+        resource_type="AuthSession",
+        resource_id=sign_in.auth_session.id,
+    )
     return sign_in
 
 
@@ -187,31 +220,49 @@ def _count_failure(session: Session, user: User, who: Principal, reason: str) ->
         user.locked_until = utcnow() + timedelta(minutes=settings.lockout_minutes)
         user.failed_logins = 0
         detail["locked_minutes"] = settings.lockout_minutes
-        notify(session, user.id, "security", "Your account was locked",
-               f"{settings.lockout_threshold} failed sign-ins in a row. It unlocks automatically.")  # fmt: skip
+        notify(
+            session,
+            user.id,
+            "security",
+            "Your account was locked",
+            f"{settings.lockout_threshold} failed sign-ins in a row. It unlocks automatically.",
+        )
     audit.record(session, who, "auth.login", outcome="failure", detail=detail)
     session.commit()
 
 
-def _principal_for(user: User, client_ip: str, session_id: uuid.UUID | None = None,
-                   patient_id: uuid.UUID | None = None) -> Principal:  # fmt: skip
+def _principal_for(
+    user: User, client_ip: str, session_id: uuid.UUID | None = None, patient_id: uuid.UUID | None = None
+) -> Principal:
     return Principal(
-        user_id=user.id, role=user.role, full_name=user.full_name, organisation_id=user.organisation_id,
-        session_id=session_id, client_ip=client_ip, patient_id=patient_id,
-    )  # fmt: skip
+        user_id=user.id,
+        role=user.role,
+        full_name=user.full_name,
+        organisation_id=user.organisation_id,
+        session_id=session_id,
+        client_ip=client_ip,
+        patient_id=patient_id,
+    )
 
 
-def _open_session(session: Session, user: User, *, kind: str, stage: str, client_ip: str,
-                  user_agent: str) -> SignIn:  # fmt: skip
+def _open_session(
+    session: Session, user: User, *, kind: str, stage: str, client_ip: str, user_agent: str
+) -> SignIn:
     settings = get_settings()
     hours = settings.session_hours if kind == "web" else settings.api_token_hours
     token = crypto.new_token()
     now = utcnow()
     row = AuthSession(
-        user_id=user.id, token_digest=crypto.token_digest(token), kind=kind, stage=stage, created_at=now,
-        expires_at=now + timedelta(hours=hours), last_seen_at=now, client_ip=client_ip[:64],
+        user_id=user.id,
+        token_digest=crypto.token_digest(token),
+        kind=kind,
+        stage=stage,
+        created_at=now,
+        expires_at=now + timedelta(hours=hours),
+        last_seen_at=now,
+        client_ip=client_ip[:64],
         user_agent=user_agent[:300],
-    )  # fmt: skip
+    )
     session.add(row)
     session.flush()
     return SignIn(token=token, auth_session=row)
@@ -269,7 +320,7 @@ def list_sessions(session: Session, principal: Principal) -> list[AuthSession]:
             AuthSession.user_id == principal.user_id,
             AuthSession.revoked_at.is_(None),
             AuthSession.expires_at > utcnow(),
-        )  # fmt: skip
+        )
         .order_by(AuthSession.created_at.desc())
     )
     return list(session.execute(query).scalars())
@@ -329,8 +380,9 @@ def confirm_mfa_enrolment(session: Session, principal: Principal, otp: str) -> l
         raise ValidationFailed("Start the enrolment first.")
     if not _verify_totp(user, otp):
         audit.record_and_commit(session, principal, "auth.mfa_enrol", outcome="failure")
-        raise ValidationFailed("The code does not match. Check the time on your phone and try again.",
-                               extra={"field": "code"})  # fmt: skip
+        raise ValidationFailed(
+            "The code does not match. Check the time on your phone and try again.", extra={"field": "code"}
+        )
     user.mfa_enabled = True
     codes = _new_recovery_codes(session, user)
     row = _current_session(session, principal)
@@ -385,7 +437,7 @@ def _verify_second_factor(session: Session, user: User, otp: str) -> bool:
             RecoveryCode.user_id == user.id,
             RecoveryCode.code_digest == digest,
             RecoveryCode.used_at.is_(None),
-        )  # fmt: skip
+        )
     ).scalar_one_or_none()
     if code is None:
         return False
@@ -397,8 +449,9 @@ def disable_mfa(session: Session, principal: Principal, password: str) -> None:
     """Turn MFA off (patients and donors only: staff must keep it)."""
     user = _user(session, principal)
     if requires_mfa(Role(user.role)):
-        raise Forbidden("Staff accounts must keep MFA on. An administrator can reset it if you lost "
-                        "your device.")  # fmt: skip
+        raise Forbidden(
+            "Staff accounts must keep MFA on. An administrator can reset it if you lost your device."
+        )
     if not crypto.verify_password(password, user.password_hash):
         raise ValidationFailed("The password is incorrect.", extra={"field": "password"})
     _clear_mfa(session, user)
@@ -442,20 +495,40 @@ def request_password_reset(session: Session, email: str, client_ip: str) -> str 
     actor = anonymous(client_ip)
     user = session.execute(select(User).where(User.email == normalise_email(email))).scalar_one_or_none()
     if user is None or not user.is_active:
-        audit.record(session, actor, "auth.password_reset_request", outcome="failure",
-                     detail={"reason": "unknown account"})  # fmt: skip
+        audit.record(
+            session,
+            actor,
+            "auth.password_reset_request",
+            outcome="failure",
+            detail={"reason": "unknown account"},
+        )
         return None
     token = crypto.new_token()
     minutes = get_settings().password_reset_minutes
-    session.add(PasswordReset(user_id=user.id, token_digest=crypto.token_digest(token),
-                              expires_at=utcnow() + timedelta(minutes=minutes)))  # fmt: skip
+    session.add(
+        PasswordReset(
+            user_id=user.id,
+            token_digest=crypto.token_digest(token),
+            expires_at=utcnow() + timedelta(minutes=minutes),
+        )
+    )
     link = f"{get_settings().base_url}/password/reset?token={token}"
-    queue_email(session, actor, user.email, "Reset your CareSync password",
-                f"Someone asked to reset the password of your CareSync account.\n\n"
-                f"To choose a new password, open this link within {minutes} minutes:\n{link}\n\n"
-                "If it was not you, ignore this email; your password stays as it is.")  # fmt: skip
-    audit.record(session, _principal_for(user, client_ip), "auth.password_reset_request",
-                 resource_type="User", resource_id=user.id)  # fmt: skip
+    queue_email(
+        session,
+        actor,
+        user.email,
+        "Reset your CareSync password",
+        f"Someone asked to reset the password of your CareSync account.\n\n"
+        f"To choose a new password, open this link within {minutes} minutes:\n{link}\n\n"
+        "If it was not you, ignore this email; your password stays as it is.",
+    )
+    audit.record(
+        session,
+        _principal_for(user, client_ip),
+        "auth.password_reset_request",
+        resource_type="User",
+        resource_id=user.id,
+    )
     return token
 
 
@@ -476,10 +549,20 @@ def reset_password(session: Session, token: str, new: str, client_ip: str) -> No
     user.locked_until = None
     reset.used_at = utcnow()
     _revoke_all(session, user.id)
-    notify(session, user.id, "security", "Your password was changed",
-           "If this was not you, contact your administrator at once.")  # fmt: skip
-    audit.record(session, _principal_for(user, client_ip), "auth.password_reset", resource_type="User",
-                 resource_id=user.id)  # fmt: skip
+    notify(
+        session,
+        user.id,
+        "security",
+        "Your password was changed",
+        "If this was not you, contact your administrator at once.",
+    )
+    audit.record(
+        session,
+        _principal_for(user, client_ip),
+        "auth.password_reset",
+        resource_type="User",
+        resource_id=user.id,
+    )
 
 
 # --- users and organisations ------------------------------------------------------------------------------
@@ -504,23 +587,33 @@ def _managed_user(session: Session, principal: Principal, user_id: uuid.UUID) ->
     return user
 
 
-def create_staff(session: Session, principal: Principal, *, email: str, password: str, full_name: str,
-                 role: Role) -> User:  # fmt: skip
+def create_staff(
+    session: Session, principal: Principal, *, email: str, password: str, full_name: str, role: Role
+) -> User:
     """An organisation admin creates a staff account in their organisation (MFA enrolment is forced at
     first sign-in)."""
     require(session, principal, Perm.USER_MANAGE, "user.create")
     if role not in STAFF_ROLES:
-        raise ValidationFailed("Patients and donors register themselves; choose a staff role.",
-                               extra={"field": "role"})  # fmt: skip
+        raise ValidationFailed(
+            "Patients and donors register themselves; choose a staff role.", extra={"field": "role"}
+        )
     org = session.get(Organisation, principal.organisation_id)
     assert org is not None
     if role not in ORG_STAFF_ROLES[OrganisationKind(org.kind)]:
-        raise ValidationFailed(f"A {org.kind.replace('_', ' ')} cannot employ the role {role.value}.",
-                               extra={"field": "role"})  # fmt: skip
-    user = create_user(session, email=email, password=password, full_name=full_name, role=role,
-                       organisation_id=org.id)  # fmt: skip
-    audit.record(session, principal, "user.create", resource_type="User", resource_id=user.id,
-                 detail={"role": role.value})  # fmt: skip
+        raise ValidationFailed(
+            f"A {org.kind.replace('_', ' ')} cannot employ the role {role.value}.", extra={"field": "role"}
+        )
+    user = create_user(
+        session, email=email, password=password, full_name=full_name, role=role, organisation_id=org.id
+    )
+    audit.record(
+        session,
+        principal,
+        "user.create",
+        resource_type="User",
+        resource_id=user.id,
+        detail={"role": role.value},
+    )
     return user
 
 
@@ -532,8 +625,16 @@ USER_SORTS = {
 }
 
 
-def list_staff(session: Session, principal: Principal, *, q: str = "", role: str = "", sort: str | None = None,
-               limit: int = 50, cursor: str | None = None) -> Page[User]:  # fmt: skip
+def list_staff(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str = "",
+    role: str = "",
+    sort: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[User]:
     """The users of the admin's organisation, searchable and sortable."""
     require(session, principal, Perm.USER_MANAGE, "user.list")
     query = select(User).where(User.organisation_id == principal.organisation_id)
@@ -543,12 +644,26 @@ def list_staff(session: Session, principal: Principal, *, q: str = "", role: str
     if role:
         query = query.where(User.role == role)
     key, desc = parse_sort(sort, USER_SORTS, "full_name")
-    return paginate(session, query, sort_column=USER_SORTS[key], id_column=User.id, descending=desc,
-                    limit=limit, cursor=cursor)  # fmt: skip
+    return paginate(
+        session,
+        query,
+        sort_column=USER_SORTS[key],
+        id_column=User.id,
+        descending=desc,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
-def update_staff(session: Session, principal: Principal, user_id: uuid.UUID, *, role: Role | None = None,
-                 is_active: bool | None = None, reset_mfa: bool = False) -> User:  # fmt: skip
+def update_staff(
+    session: Session,
+    principal: Principal,
+    user_id: uuid.UUID,
+    *,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    reset_mfa: bool = False,
+) -> User:
     """Change a staff member's role, (de)activate them, or reset their MFA (lost device)."""
     require(session, principal, Perm.USER_MANAGE, "user.update")
     user = _managed_user(session, principal, user_id)

@@ -72,8 +72,10 @@ def list_notifications(principal: CurrentUser, db: Db, unread_only: bool = False
         query = query.where(notify.Notification.read_at.is_(None))
     rows = db.execute(query.order_by(notify.Notification.created_at.desc()).limit(50)).scalars()
     assert principal.user_id
-    return NotificationList(items=[NotificationOut.model_validate(r) for r in rows],
-                            unread=notify.unread_count(db, principal.user_id))  # fmt: skip
+    return NotificationList(
+        items=[NotificationOut.model_validate(r) for r in rows],
+        unread=notify.unread_count(db, principal.user_id),
+    )
 
 
 @router.post("/notifications/{notification_id}/read", status_code=status.HTTP_204_NO_CONTENT)

@@ -68,15 +68,22 @@ async def _user(request: Request, db: Session, *, partial: bool = False) -> Prin
         raise
 
 
-def _page(request: Request, db: Session, principal: Principal | None, template: str,
-          context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:  # fmt: skip
+def _page(
+    request: Request,
+    db: Session,
+    principal: Principal | None,
+    template: str,
+    context: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     csrf, unread = "", 0
     if principal is not None and principal.session_id:
         csrf = csrf_token_for(principal)
         if principal.user_id:
             unread = notify.unread_count(db, principal.user_id)
-    return render(request, template, context, status_code=status_code, principal=principal, csrf=csrf,
-                  unread=unread)  # fmt: skip
+    return render(
+        request, template, context, status_code=status_code, principal=principal, csrf=csrf, unread=unread
+    )
 
 
 def error_page(request: Request, status: int, title: str, detail: str, **_extra: object) -> HTMLResponse:
@@ -123,8 +130,15 @@ def _clean(values: dict[str, str], model: type[BaseModel]) -> dict[str, Any]:
 
 def _set_session_cookie(response: Response, token: str) -> None:
     settings = get_settings()
-    response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_hours * 3600, httponly=True,
-                        secure=settings.cookie_secure, samesite="lax", path="/")  # fmt: skip
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_hours * 3600,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
 
 
 def _safe_next(target: str | None) -> str:
@@ -146,8 +160,14 @@ async def login_submit(request: Request, db: Db) -> Response:
     values = await _form(request)
     target = _safe_next(values.get("next"))
     try:
-        result = service.login(db, email=values.get("email", ""), password=values.get("password", ""), kind="web",
-                               client_ip=client_ip(request), user_agent=request.headers.get("user-agent", ""))  # fmt: skip
+        result = service.login(
+            db,
+            email=values.get("email", ""),
+            password=values.get("password", ""),
+            kind="web",
+            client_ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", ""),
+        )
     except DomainError as exc:
         context = {
             "next": target,
@@ -210,15 +230,35 @@ async def register_submit(request: Request, db: Db) -> Response:
         profile = None
         if body.role == "patient":
             given, _, family = body.full_name.rpartition(" ")
-            profile = patients.register_own_profile(db, {
-                "given_name": given or body.full_name, "family_name": family or body.full_name,
-                "birth_date": body.birth_date, "sex": body.sex, "phone": body.phone, "email": str(body.email),
-            })  # fmt: skip
-        service.register(db, anonymous(client_ip(request)), role=Role(body.role), email=str(body.email),
-                         password=body.password, full_name=body.full_name, patient=profile)  # fmt: skip
+            profile = patients.register_own_profile(
+                db,
+                {
+                    "given_name": given or body.full_name,
+                    "family_name": family or body.full_name,
+                    "birth_date": body.birth_date,
+                    "sex": body.sex,
+                    "phone": body.phone,
+                    "email": str(body.email),
+                },
+            )
+        service.register(
+            db,
+            anonymous(client_ip(request)),
+            role=Role(body.role),
+            email=str(body.email),
+            password=body.password,
+            full_name=body.full_name,
+            patient=profile,
+        )
         db.commit()
-        result = service.login(db, email=str(body.email), password=body.password, kind="web",
-                               client_ip=client_ip(request), user_agent=request.headers.get("user-agent", ""))  # fmt: skip
+        result = service.login(
+            db,
+            email=str(body.email),
+            password=body.password,
+            kind="web",
+            client_ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", ""),
+        )
         db.commit()
     except ValidationError as exc:
         db.rollback()
@@ -227,8 +267,14 @@ async def register_submit(request: Request, db: Db) -> Response:
         )
     except DomainError as exc:
         db.rollback()
-        return _page(request, db, None, "auth/register.html", {"errors": _domain_errors(exc), "values": values},
-                     exc.status)  # fmt: skip
+        return _page(
+            request,
+            db,
+            None,
+            "auth/register.html",
+            {"errors": _domain_errors(exc), "values": values},
+            exc.status,
+        )
     response = redirect("/")
     _set_session_cookie(response, result.token)
     return response
@@ -264,8 +310,14 @@ async def reset_submit(request: Request, db: Db) -> HTMLResponse:
         service.reset_password(db, token, values.get("new_password", ""), client_ip(request))
     except DomainError as exc:
         db.rollback()
-        return _page(request, db, None, "auth/reset.html", {"token": token, "errors": _domain_errors(exc),
-                                                            "done": False}, exc.status)  # fmt: skip
+        return _page(
+            request,
+            db,
+            None,
+            "auth/reset.html",
+            {"token": token, "errors": _domain_errors(exc), "done": False},
+            exc.status,
+        )
     db.commit()
     return _page(request, db, None, "auth/reset.html", {"token": "", "errors": {}, "done": True})
 
@@ -288,13 +340,13 @@ async def dashboard(request: Request, db: Db) -> Response:
         context["care_count"] = db.execute(
             select(func.count()).where(
                 CareRelationship.practitioner_id == principal.user_id, CareRelationship.ended_at.is_(None)
-            )  # fmt: skip
+            )
         ).scalar_one()
     elif principal.role == "admin":
         counts = db.execute(
             select(User.role, func.count())
             .where(User.organisation_id == principal.organisation_id, User.is_active.is_(True))
-            .group_by(User.role)  # fmt: skip
+            .group_by(User.role)
         ).all()
         context["staff_counts"] = dict(counts)
         context["without_mfa"] = (
@@ -306,7 +358,7 @@ async def dashboard(request: Request, db: Db) -> Response:
                     User.mfa_enabled.is_(False),
                 )
                 .order_by(User.full_name)
-                .limit(10)  # fmt: skip
+                .limit(10)
             )
             .scalars()
             .all()
@@ -315,7 +367,7 @@ async def dashboard(request: Request, db: Db) -> Response:
         context["flagged"] = db.execute(
             select(func.count()).where(
                 AuditEntry.organisation_id == principal.organisation_id, AuditEntry.flagged.is_(True)
-            )  # fmt: skip
+            )
         ).scalar_one()
     db.commit()
     return _page(request, db, principal, f"dashboards/{principal.role}.html", context)
@@ -325,8 +377,9 @@ async def dashboard(request: Request, db: Db) -> Response:
 
 
 @router.get("/patients")
-async def patient_list(request: Request, db: Db, q: str = "", sort: str = "family_name",
-                       cursor: str | None = None) -> Response:  # fmt: skip
+async def patient_list(
+    request: Request, db: Db, q: str = "", sort: str = "family_name", cursor: str | None = None
+) -> Response:
     """Search the care list (HTMX swaps just the table while typing)."""
     principal = await _user(request, db)
     if principal.role == "patient":
@@ -338,8 +391,15 @@ async def patient_list(request: Request, db: Db, q: str = "", sort: str = "famil
         if page.next_cursor
         else ""
     )
-    context = {"page": page, "q": q, "sort": sort, "next_url": next_url, "cursor": cursor,
-               "can_break_glass": has_perm(principal, Perm.PATIENT_BREAK_GLASS), "errors": {}}  # fmt: skip
+    context = {
+        "page": page,
+        "q": q,
+        "sort": sort,
+        "next_url": next_url,
+        "cursor": cursor,
+        "can_break_glass": has_perm(principal, Perm.PATIENT_BREAK_GLASS),
+        "errors": {},
+    }
     template = "patients/_table.html" if request.headers.get("hx-request") else "patients/list.html"
     return _page(request, db, principal, template, context)
 
@@ -354,8 +414,16 @@ async def break_glass(request: Request, db: Db) -> Response:
     except DomainError as exc:
         db.rollback()
         page = patients.list_patients(db, principal, limit=20)
-        context = {"page": page, "q": "", "sort": "family_name", "next_url": "", "cursor": None,
-                   "can_break_glass": True, "errors": _domain_errors(exc), "glass": values}  # fmt: skip
+        context = {
+            "page": page,
+            "q": "",
+            "sort": "family_name",
+            "next_url": "",
+            "cursor": None,
+            "can_break_glass": True,
+            "errors": _domain_errors(exc),
+            "glass": values,
+        }
         return _page(request, db, principal, "patients/list.html", context, exc.status)
     db.commit()
     return redirect(f"/patients/{patient.id}")
@@ -461,16 +529,22 @@ async def my_access(request: Request, db: Db, cursor: str | None = None) -> Resp
 
 
 @router.get("/admin/users")
-async def users(request: Request, db: Db, q: str = "", role: str = "", sort: str = "full_name",
-                cursor: str | None = None) -> Response:  # fmt: skip
+async def users(
+    request: Request, db: Db, q: str = "", role: str = "", sort: str = "full_name", cursor: str | None = None
+) -> Response:
     """The organisation's staff."""
     principal = await _user(request, db)
     page = service.list_staff(db, principal, q=q[:100], role=role[:20], sort=sort, limit=25, cursor=cursor)
     db.commit()
     query = {"q": q, "role": role, "sort": sort}
     next_url = f"/admin/users?{urlencode({**query, 'cursor': page.next_cursor})}" if page.next_cursor else ""
-    context = {"page": page, "next_url": next_url, "roles": STAFF_ROLE_CHOICES, **query,
-               "created": request.query_params.get("created")}  # fmt: skip
+    context = {
+        "page": page,
+        "next_url": next_url,
+        "roles": STAFF_ROLE_CHOICES,
+        **query,
+        "created": request.query_params.get("created"),
+    }
     template = "admin/_users_table.html" if request.headers.get("hx-request") else "admin/users.html"
     return _page(request, db, principal, template, context)
 
@@ -500,8 +574,14 @@ async def user_new_submit(request: Request, db: Db) -> Response:
     values = await _form(request)
     try:
         body = StaffCreateIn.model_validate(_clean(values, StaffCreateIn))
-        user = service.create_staff(db, principal, email=str(body.email), password=body.password,
-                                    full_name=body.full_name, role=Role(body.role))  # fmt: skip
+        user = service.create_staff(
+            db,
+            principal,
+            email=str(body.email),
+            password=body.password,
+            full_name=body.full_name,
+            role=Role(body.role),
+        )
     except (ValidationError, DomainError) as exc:
         db.rollback()
         errors = _field_errors(exc) if isinstance(exc, ValidationError) else _domain_errors(exc)
@@ -529,17 +609,38 @@ async def user_update(request: Request, db: Db, user_id: uuid.UUID) -> Response:
 
 
 @router.get("/admin/audit")
-async def audit_viewer(request: Request, db: Db, action: str = "", outcome: str = "", actor: str = "",
-                       health_id: str = "", flagged: str = "", cursor: str | None = None) -> Response:  # fmt: skip
+async def audit_viewer(
+    request: Request,
+    db: Db,
+    action: str = "",
+    outcome: str = "",
+    actor: str = "",
+    health_id: str = "",
+    flagged: str = "",
+    cursor: str | None = None,
+) -> Response:
     """Search the audit log."""
     principal = await _user(request, db)
-    filters = {"action": action[:60], "outcome": outcome[:10], "actor": actor[:100], "health_id": health_id[:20],
-               "flagged": flagged}  # fmt: skip
+    filters = {
+        "action": action[:60],
+        "outcome": outcome[:10],
+        "actor": actor[:100],
+        "health_id": health_id[:20],
+        "flagged": flagged,
+    }
     errors: dict[str, str] = {}
     try:
-        page = patients.search_audit(db, principal, action=filters["action"], outcome=filters["outcome"],
-                                     actor=filters["actor"], health_id=filters["health_id"],
-                                     flagged=True if flagged == "1" else None, limit=30, cursor=cursor)  # fmt: skip
+        page = patients.search_audit(
+            db,
+            principal,
+            action=filters["action"],
+            outcome=filters["outcome"],
+            actor=filters["actor"],
+            health_id=filters["health_id"],
+            flagged=True if flagged == "1" else None,
+            limit=30,
+            cursor=cursor,
+        )
     except DomainError as exc:
         if exc.status != 422:
             raise
@@ -550,8 +651,13 @@ async def audit_viewer(request: Request, db: Db, action: str = "", outcome: str 
     next_url = (
         f"/admin/audit?{urlencode({**filters, 'cursor': page.next_cursor})}" if page.next_cursor else ""
     )
-    return _page(request, db, principal, "admin/audit.html", {"page": page, "next_url": next_url, "errors": errors,
-                                                            **filters})  # fmt: skip
+    return _page(
+        request,
+        db,
+        principal,
+        "admin/audit.html",
+        {"page": page, "next_url": next_url, "errors": errors, **filters},
+    )
 
 
 @router.post("/admin/audit/verify")
@@ -587,7 +693,7 @@ async def notifications(request: Request, db: Db) -> Response:
             select(notify.Notification)
             .where(notify.Notification.user_id == principal.user_id)
             .order_by(notify.Notification.created_at.desc())
-            .limit(100)  # fmt: skip
+            .limit(100)
         )
         .scalars()
         .all()
@@ -612,9 +718,13 @@ async def security(request: Request, db: Db) -> Response:
     """MFA, recovery codes, sessions and password."""
     principal = await _user(request, db)
     me = service.get_me(db, principal)
-    context = {"me": me, "sessions": service.list_sessions(db, principal), "errors": {},
-               "codes_left": service.remaining_recovery_codes(db, principal),
-               "message": request.query_params.get("message", "")}  # fmt: skip
+    context = {
+        "me": me,
+        "sessions": service.list_sessions(db, principal),
+        "errors": {},
+        "codes_left": service.remaining_recovery_codes(db, principal),
+        "message": request.query_params.get("message", ""),
+    }
     return _page(request, db, principal, "account/security.html", context)
 
 
@@ -630,8 +740,13 @@ async def password_change(request: Request, db: Db) -> Response:
     except DomainError as exc:
         db.rollback()
         me = service.get_me(db, principal)
-        context = {"me": me, "sessions": service.list_sessions(db, principal), "errors": _domain_errors(exc),
-                   "codes_left": service.remaining_recovery_codes(db, principal), "message": ""}  # fmt: skip
+        context = {
+            "me": me,
+            "sessions": service.list_sessions(db, principal),
+            "errors": _domain_errors(exc),
+            "codes_left": service.remaining_recovery_codes(db, principal),
+            "message": "",
+        }
         return _page(request, db, principal, "account/security.html", context, exc.status)
     db.commit()
     return redirect("/account/security?message=Password+changed")
@@ -656,8 +771,13 @@ async def mfa_enrol_form(request: Request, db: Db) -> Response:
     enrolment = service.start_mfa_enrolment(db, principal)
     db.commit()
     stage = request.state.resolved.stage
-    return _page(request, db, principal, "account/mfa.html", {"enrolment": enrolment, "errors": {}, "codes": None,
-                                                              "forced": stage == "enrol"})  # fmt: skip
+    return _page(
+        request,
+        db,
+        principal,
+        "account/mfa.html",
+        {"enrolment": enrolment, "errors": {}, "codes": None, "forced": stage == "enrol"},
+    )
 
 
 @router.post("/account/mfa")
@@ -674,8 +794,13 @@ async def mfa_enrol_submit(request: Request, db: Db) -> Response:
         context = {"enrolment": enrolment, "errors": _domain_errors(exc), "codes": None, "forced": False}
         return _page(request, db, principal, "account/mfa.html", context, exc.status)
     db.commit()
-    return _page(request, db, principal, "account/mfa.html", {"enrolment": None, "errors": {}, "codes": codes,
-                                                              "forced": False})  # fmt: skip
+    return _page(
+        request,
+        db,
+        principal,
+        "account/mfa.html",
+        {"enrolment": None, "errors": {}, "codes": codes, "forced": False},
+    )
 
 
 @router.post("/account/recovery-codes")
@@ -684,5 +809,10 @@ async def recovery_codes(request: Request, db: Db) -> Response:
     principal = await _user(request, db)
     codes = service.regenerate_recovery_codes(db, principal)
     db.commit()
-    return _page(request, db, principal, "account/mfa.html", {"enrolment": None, "errors": {}, "codes": codes,
-                                                              "forced": False})  # fmt: skip
+    return _page(
+        request,
+        db,
+        principal,
+        "account/mfa.html",
+        {"enrolment": None, "errors": {}, "codes": codes, "forced": False},
+    )

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from caresync import __version__
 from caresync.config import get_settings
 from caresync.core import realtime
-from caresync.core.errors import DomainError, problem_body
+from caresync.core.errors import DomainError, field_errors, problem_body
 from caresync.web.pages import PageRedirect, error_page
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
-            for e in exc.errors()
-        ]
-        detail = "; ".join(f"{e['field'] or 'request'}: {e['message']}" for e in errors[:5])
+        by_field = field_errors(exc.errors())
+        errors = [{"field": field, "message": message} for field, message in by_field.items()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return _problem(request, 422, "Validation failed", detail, "validation", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)

@@ -6,6 +6,8 @@ on. Nothing here ever carries a stack trace, a secret or another patient's data 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -74,6 +76,18 @@ class UnsupportedMedia(DomainError):
     """The upload's content is not an accepted type (415)."""
 
     status, title, slug = 415, "Unsupported media type", "unsupported-media"
+
+
+def field_errors(errors: Sequence[Any]) -> dict[str, str]:
+    """Pydantic errors as ``{field: message}``: one message per field, the field named as the caller sent
+    it (``address.city``), without Pydantic's internal union-branch labels."""
+    result: dict[str, str] = {}
+    for error in errors:
+        parts = [str(p) for p in error.get("loc", ()) if p != "body"]
+        field = ".".join(p for p in parts if re.fullmatch(r"\w+", p)) or "request"
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        result.setdefault(field, message)
+    return result
 
 
 def problem_body(

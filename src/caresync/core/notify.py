@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from sqlalchemy import ForeignKey, String, Text, func, select, update
+from sqlalchemy import event as sqla_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from caresync.config import get_settings
@@ -45,7 +46,9 @@ def notify(
     note = Notification(user_id=user_id, kind=kind, title=title, body=body, link=link, created_at=utcnow())
     session.add(note)
     session.flush()
-    realtime.publish(user_id, {"type": "notification", "id": str(note.id), "title": title, "link": link})
+    event = {"type": "notification", "id": str(note.id), "title": title, "link": link}
+    # Push only once the notification is really there: a rolled-back change must not announce anything.
+    sqla_event.listen(session, "after_commit", lambda _s: realtime.publish(user_id, event), once=True)
     return note
 
 

@@ -673,6 +673,10 @@ def update_staff(
     if role is not None and role.value != user.role:
         if role not in STAFF_ROLES:
             raise ValidationFailed("Choose a staff role.", extra={"field": "role"})
+        org = session.get(Organisation, user.organisation_id)
+        if org is not None and role not in ORG_STAFF_ROLES[OrganisationKind(org.kind)]:  # as in create_staff
+            kind = org.kind.replace("_", " ")
+            raise ValidationFailed(f"A {kind} cannot employ the role {role.value}.", extra={"field": "role"})
         changes["role"] = [user.role, role.value]
         user.role = role.value
     if is_active is not None and is_active != user.is_active:

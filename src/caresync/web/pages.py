@@ -18,7 +18,7 @@ from caresync.config import get_settings
 from caresync.core import jobs, notify
 from caresync.core.audit import AuditEntry, verify_audit_job
 from caresync.core.auth import Principal, anonymous
-from caresync.core.errors import DomainError, Forbidden, NotFound, Unauthenticated
+from caresync.core.errors import DomainError, Forbidden, NotFound, Unauthenticated, field_errors
 from caresync.core.rbac import Perm, has_perm
 from caresync.identity import patients, service
 from caresync.identity.models import CareRelationship, User
@@ -99,11 +99,9 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _field_errors(exc: ValidationError) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for error in exc.errors():
-        field = ".".join(str(p) for p in error.get("loc", ())) or "form"
-        message = str(error.get("msg", "")).removeprefix("Value error, ")
-        errors.setdefault(field, message)
+    errors = field_errors(exc.errors())
+    if "request" in errors:  # a rule across fields: shown above the form
+        errors["form"] = errors.pop("request")
     return errors
 
 

@@ -587,6 +587,19 @@ def _managed_user(session: Session, principal: Principal, user_id: uuid.UUID) ->
     return user
 
 
+def _check_staff_role(session: Session, organisation_id: uuid.UUID | None, role: Role) -> Organisation:
+    """The organisation, if it may employ ``role`` (a pharmacy has no nurses); else 422."""
+    if role not in STAFF_ROLES:
+        raise ValidationFailed("Choose a staff role.", extra={"field": "role"})
+    org = session.get(Organisation, organisation_id) if organisation_id else None
+    if org is None:
+        raise ValidationFailed("Staff must belong to an organisation.")
+    if role not in ORG_STAFF_ROLES[OrganisationKind(org.kind)]:
+        kind = org.kind.replace("_", " ")
+        raise ValidationFailed(f"A {kind} cannot employ the role {role.value}.", extra={"field": "role"})
+    return org
+
+
 def create_staff(
     session: Session, principal: Principal, *, email: str, password: str, full_name: str, role: Role
 ) -> User:
@@ -597,12 +610,7 @@ def create_staff(
         raise ValidationFailed(
             "Patients and donors register themselves; choose a staff role.", extra={"field": "role"}
         )
-    org = session.get(Organisation, principal.organisation_id)
-    assert org is not None
-    if role not in ORG_STAFF_ROLES[OrganisationKind(org.kind)]:
-        raise ValidationFailed(
-            f"A {org.kind.replace('_', ' ')} cannot employ the role {role.value}.", extra={"field": "role"}
-        )
+    org = _check_staff_role(session, principal.organisation_id, role)
     user = create_user(
         session, email=email, password=password, full_name=full_name, role=role, organisation_id=org.id
     )
@@ -671,12 +679,7 @@ def update_staff(
     if user.id == principal.user_id and (is_active is False or (role and role != Role.ADMIN)):
         raise ValidationFailed("You cannot deactivate yourself or give up your own admin role.")
     if role is not None and role.value != user.role:
-        if role not in STAFF_ROLES:
-            raise ValidationFailed("Choose a staff role.", extra={"field": "role"})
-        org = session.get(Organisation, user.organisation_id)
-        if org is not None and role not in ORG_STAFF_ROLES[OrganisationKind(org.kind)]:  # as in create_staff
-            kind = org.kind.replace("_", " ")
-            raise ValidationFailed(f"A {kind} cannot employ the role {role.value}.", extra={"field": "role"})
+        _check_staff_role(session, user.organisation_id, role)
         changes["role"] = [user.role, role.value]
         user.role = role.value
     if is_active is not None and is_active != user.is_active:

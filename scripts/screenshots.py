@@ -1,0 +1,207 @@
+"""Take the README screenshots: ``.venv/bin/python scripts/screenshots.py [--out docs/screenshots]``.
+
+Starts CareSync on a free port with a fresh SQLite database and the demo data (60 patients) in a temporary
+``CARESYNC_VAR_DIR``, drives Debian's Chromium (``/usr/bin/chromium``, headless, 1280x800) through
+Playwright and saves:
+
+* ``login.png``: the sign-in page;
+* ``dashboard-doctor.png``: the demo doctor's dashboard;
+* ``patient-profile.png``: the demo patient's own profile;
+* ``audit.png``: the administrator's audit log;
+* ``mfa-enrol.png``: a newly created doctor's forced two-step verification enrolment.
+
+The server is stopped and the temporary directory removed at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyotp
+from playwright.sync_api import sync_playwright
+
+from caresync.demo import DEMO_PASSWORD, demo_totp_secret
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+STARTUP_SECONDS = 600
+DOCTOR = "doctor@riverside.demo.caresync.dev"
+ADMIN = "admin@riverside.demo.caresync.dev"
+PATIENT = "patient@demo.caresync.dev"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def demo_server() -> Iterator[str]:
+    """A CareSync server with demo data on SQLite; yields its base URL."""
+    var_dir = Path(tempfile.mkdtemp(prefix="caresync-screenshots-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARESYNC_")}
+    env.update(
+        CARESYNC_VAR_DIR=str(var_dir),
+        CARESYNC_ARGON2_FAST="1",
+        CARESYNC_JOBS_IMMEDIATE="1",
+        PYTHONDONTWRITEBYTECODE="",
+    )
+    caresync = str(Path(sys.executable).parent / "caresync")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = var_dir / "server.log"
+    server = None
+    try:
+        subprocess.run(  # noqa: S603 (our own venv's caresync command)
+            [caresync, "migrate"], env=env, check=True, capture_output=True, timeout=STARTUP_SECONDS
+        )
+        with log.open("wb") as out:
+            server = subprocess.Popen(  # noqa: S603
+                [caresync, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+            subprocess.run(  # noqa: S603 (our own venv's caresync command)
+                [caresync, "demo", "--patients", "60"],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=STARTUP_SECONDS,
+            )
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while True:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start:\n{log.read_text()[-3000:]}")
+                with (
+                    contextlib.suppress(OSError),
+                    urllib.request.urlopen(f"{url}/api/v1/health", timeout=5) as response,  # noqa: S310
+                ):
+                    if response.status == 200:
+                        break
+                time.sleep(0.5)
+            yield url
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def sign_in(page: Any, email: str, password: str = DEMO_PASSWORD) -> None:
+    """Sign in through the login page, with the demo TOTP code for staff."""
+    page.goto("/login")
+    page.fill("#f-email", email)
+    page.fill("#f-password", password)
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    if "/login/mfa" in page.url:
+        page.fill("#f-code", pyotp.TOTP(demo_totp_secret(email)).now())
+        with page.expect_navigation():
+            page.click("main button[type=submit]")
+
+
+def _settle(page: Any) -> None:
+    """Wait for fonts and icons so that the picture is complete."""
+    page.wait_for_load_state("networkidle")
+    page.evaluate("document.fonts.ready")
+
+
+def take(base_url: str, out: Path) -> list[Path]:
+    """Take every screenshot into ``out``; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def shot(page: Any, name: str) -> None:
+        _settle(page)
+        path = out / name
+        page.screenshot(path=str(path))
+        written.append(path)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+        def new_page() -> Any:
+            context = browser.new_context(base_url=base_url, viewport=VIEWPORT)
+            context.set_default_timeout(120_000)
+            return context.new_page()
+
+        try:
+            page = new_page()
+            page.goto("/login")
+            shot(page, "login.png")
+
+            page = new_page()
+            sign_in(page, DOCTOR)
+            page.wait_for_selector("[data-testid=care-count]")
+            shot(page, "dashboard-doctor.png")
+
+            page = new_page()
+            sign_in(page, PATIENT)
+            page.goto("/me/profile")
+            page.wait_for_selector("[data-testid=patient-name]")
+            shot(page, "patient-profile.png")
+
+            admin = new_page()
+            sign_in(admin, ADMIN)
+            admin.goto("/admin/audit")
+            admin.wait_for_selector("[data-testid=audit-table]")
+            shot(admin, "audit.png")
+
+            # A new doctor, created by the admin, must set up two-step verification at first sign-in.
+            email = f"ines.duarte.{datetime.now(UTC):%H%M%S}@riverside.example.org"
+            password = "Amber-Lantern-Harbour-31"  # noqa: S105 (a throwaway demo account)
+            admin.goto("/admin/users/new")
+            admin.fill("#f-full_name", "Dr. Ines Duarte")
+            admin.fill("#f-email", email)
+            admin.select_option("#f-role", "doctor")
+            admin.fill("#f-password", password)
+            with admin.expect_navigation():
+                admin.click("main button[type=submit]")
+            admin.wait_for_selector("[data-testid=created]")
+            page = new_page()
+            sign_in(page, email, password)
+            page.wait_for_selector("[data-testid=mfa-secret]")
+            shot(page, "mfa-enrol.png")
+        finally:
+            browser.close()
+    return written
+
+
+def main() -> None:
+    """Start the demo server, take the screenshots, report their sizes."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="output folder")
+    args = parser.parse_args()
+    with demo_server() as url:
+        for path in take(url, args.out):
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            print(f"{shown}  {path.stat().st_size // 1024} KiB")
+
+
+if __name__ == "__main__":
+    main()

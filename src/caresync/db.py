@@ -6,6 +6,7 @@ SQLite (the embedded default) runs in WAL mode with foreign keys on, and every t
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,9 +96,36 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    # SQLite admits one writer at a time, and its busy handler makes waiting writers sleep with a growing
+    # back-off, so under load requests spend most of their time asleep. Writers of this process therefore
+    # queue on a lock first (handed over at once) and meet SQLite's own lock only across processes.
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if not connection.info.get(_HOLDS_WRITER):
+            connection.info[_HOLDS_WRITER] = writer.acquire(timeout=WRITER_WAIT_SECONDS)
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def _release(info: dict[str, Any]) -> None:
+        if info.pop(_HOLDS_WRITER, False):
+            writer.release()
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(connection: Any) -> None:
+        _release(connection.info)
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(connection: Any) -> None:
+        _release(connection.info)
+
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        _release(record.info)
+
+
+_HOLDS_WRITER = "caresync_holds_writer_lock"
+WRITER_WAIT_SECONDS = 30
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

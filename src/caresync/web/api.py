@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Response, WebSocket, WebSocketDisconnect, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, text
 
@@ -61,6 +62,7 @@ class JobOut(BaseModel):
 def health(db: Db) -> dict[str, str]:
     """Liveness and database reachability (for load balancers)."""
     db.execute(text("SELECT 1"))
+    db.rollback()
     return {"status": "ok"}
 
 
@@ -70,12 +72,11 @@ def list_notifications(principal: CurrentUser, db: Db, unread_only: bool = False
     query = select(notify.Notification).where(notify.Notification.user_id == principal.user_id)
     if unread_only:
         query = query.where(notify.Notification.read_at.is_(None))
-    rows = db.execute(query.order_by(notify.Notification.created_at.desc()).limit(50)).scalars()
+    rows = db.execute(query.order_by(notify.Notification.created_at.desc()).limit(50)).scalars().all()
     assert principal.user_id
-    return NotificationList(
-        items=[NotificationOut.model_validate(r) for r in rows],
-        unread=notify.unread_count(db, principal.user_id),
-    )
+    unread = notify.unread_count(db, principal.user_id)
+    db.rollback()  # a read: end the transaction before returning (no lock outlives the handler)
+    return NotificationList(items=[NotificationOut.model_validate(r) for r in rows], unread=unread)
 
 
 @router.post("/notifications/{notification_id}/read", status_code=status.HTTP_204_NO_CONTENT)
@@ -102,16 +103,23 @@ def read_all(principal: CurrentUser, db: Db) -> Response:
 @router.get("/jobs", response_model=list[JobOut])
 def list_jobs(principal: CurrentUser, db: Db) -> list[JobOut]:
     """Your 50 most recent jobs."""
-    rows = db.execute(
-        select(Job).where(Job.owner_id == principal.user_id).order_by(Job.created_at.desc()).limit(50)
-    ).scalars()
+    rows = (
+        db.execute(
+            select(Job).where(Job.owner_id == principal.user_id).order_by(Job.created_at.desc()).limit(50)
+        )
+        .scalars()
+        .all()
+    )
+    db.rollback()
     return [JobOut(**jobs.job_view(j)) for j in rows]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: uuid.UUID, principal: CurrentUser, db: Db) -> JobOut:
     """One of your jobs: status, progress, result."""
-    return JobOut(**jobs.job_view(jobs.get_job(db, principal, job_id)))
+    view = jobs.job_view(jobs.get_job(db, principal, job_id))
+    db.rollback()
+    return JobOut(**view)
 
 
 @router.post("/admin/audit/verify", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
@@ -130,11 +138,7 @@ async def websocket(socket: WebSocket) -> None:
     ``Authorization: Bearer`` header."""
     header = socket.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else socket.cookies.get(SESSION_COOKIE)
-    resolved = None
-    if token:
-        with session_factory()() as session:
-            resolved = accounts.resolve_token(session, token, socket.client.host if socket.client else "")
-            session.commit()
+    resolved = await run_in_threadpool(_resolve_socket, token, socket.client.host if socket.client else "")
     if resolved is None or resolved.stage != "full" or resolved.principal.user_id is None:
         await socket.close(code=4401, reason="sign in first")
         return
@@ -155,6 +159,16 @@ async def websocket(socket: WebSocket) -> None:
     finally:
         receiver.cancel()
         realtime.hub.unsubscribe(user_id, queue)
+
+
+def _resolve_socket(token: str | None, client_host: str) -> accounts.Resolved | None:
+    """Resolve a socket's token in a short transaction on a worker thread (never on the event loop)."""
+    if not token:
+        return None
+    with session_factory()() as session:
+        resolved = accounts.resolve_token(session, token, client_host)
+        session.commit()
+    return resolved
 
 
 async def _drain(socket: WebSocket) -> None:

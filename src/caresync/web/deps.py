@@ -26,7 +26,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_db() -> Iterator[Session]:
-    """A session for this request; whatever the handler did not commit is rolled back."""
+    """A session for this request. Handlers end their transaction themselves (commit, or rollback for
+    reads) so that no database lock outlives the handler; the teardown is only a safety net."""
     session = session_factory()()
     try:
         yield session
@@ -55,25 +56,37 @@ def _token_from(request: Request) -> tuple[str | None, bool]:
     return request.cookies.get(SESSION_COOKIE), True
 
 
-async def _form_csrf(request: Request) -> str:
-    if request.headers.get("content-type", "").startswith(
+async def form_values(request: Request) -> dict[str, str]:
+    """The submitted form's text fields (empty for other content types). Read on the event loop, before
+    any database work, so that handlers can stay synchronous."""
+    if not request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/")
     ):
-        form = await request.form()
-        value = form.get("csrf_token")
-        return value if isinstance(value, str) else ""
-    return ""
+        return {}
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-async def _resolve(request: Request, db: Session, stages: frozenset[str]) -> Principal:
+FormValues = Annotated[dict[str, str], Depends(form_values)]
+
+
+def _resolve(request: Request, form: dict[str, str], stages: frozenset[str]) -> Principal:
+    """Resolve the caller in a short transaction of its own.
+
+    Runs in the thread pool (a sync dependency) and never keeps a transaction open: on SQLite every
+    transaction takes the write lock, and a lock held across an ``await`` or a thread-pool hand-off can
+    stall every other request."""
     resolved = getattr(request.state, "resolved", None)
     if resolved is None:
         token, via_cookie = _token_from(request)
-        resolved = accounts.resolve_token(db, token, client_ip(request)) if token else None
+        if token:
+            with session_factory()() as session:
+                resolved = accounts.resolve_token(session, token, client_ip(request))
+                session.commit()
         if resolved is None:
             raise Unauthenticated("Sign in first: your session is missing, expired or revoked.")
         if via_cookie and request.method not in SAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER) or await _form_csrf(request)
+            sent = request.headers.get(CSRF_HEADER) or form.get("csrf_token", "")
             if not sent or not crypto.constant_time_equal(sent, csrf_token_for(resolved.principal)):
                 raise Forbidden("The form expired or came from another site. Reload the page and try again.")
         request.state.resolved = resolved
@@ -84,14 +97,14 @@ async def _resolve(request: Request, db: Session, stages: frozenset[str]) -> Pri
     return resolved.principal
 
 
-async def current_principal(request: Request, db: Db) -> Principal:
+def current_principal(request: Request, form: FormValues) -> Principal:
     """A fully signed-in user (every factor passed)."""
-    return await _resolve(request, db, frozenset({"full"}))
+    return _resolve(request, form, frozenset({"full"}))
 
 
-async def partial_principal(request: Request, db: Db) -> Principal:
+def partial_principal(request: Request, form: FormValues) -> Principal:
     """A signed-in user who may still owe a second factor or MFA enrolment."""
-    return await _resolve(request, db, frozenset({"full", "mfa", "enrol"}))
+    return _resolve(request, form, frozenset({"full", "mfa", "enrol"}))
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]

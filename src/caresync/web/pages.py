@@ -5,10 +5,10 @@ viewer, notifications and account security. Thin: they parse forms and call the 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
@@ -27,6 +27,7 @@ from caresync.identity.schemas import PatientCreate, PatientFields, RegisterIn, 
 from caresync.web.deps import (
     SESSION_COOKIE,
     Db,
+    FormValues,
     client_ip,
     csrf_token_for,
     current_principal,
@@ -51,12 +52,10 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-async def _user(request: Request, db: Session, *, partial: bool = False) -> Principal:
+def _signed_in(request: Request, form: dict[str, str], *, partial: bool) -> Principal:
     """The signed-in principal, or a redirect to where the user must go first."""
     try:
-        if partial:
-            return await partial_principal(request, db)
-        return await current_principal(request, db)
+        return partial_principal(request, form) if partial else current_principal(request, form)
     except Unauthenticated:
         raise PageRedirect(f"/login?next={quote(request.url.path)}") from None
     except Forbidden as exc:
@@ -66,6 +65,20 @@ async def _user(request: Request, db: Session, *, partial: bool = False) -> Prin
         if stage == "enrol":
             raise PageRedirect("/account/mfa") from None
         raise
+
+
+def page_user(request: Request, form: FormValues) -> Principal:
+    """Dependency: a fully signed-in user, else a redirect to sign-in or MFA."""
+    return _signed_in(request, form, partial=False)
+
+
+def page_partial_user(request: Request, form: FormValues) -> Principal:
+    """Dependency: a user who may still owe a second factor or MFA enrolment."""
+    return _signed_in(request, form, partial=True)
+
+
+PageUser = Annotated[Principal, Depends(page_user)]
+PartialPageUser = Annotated[Principal, Depends(page_partial_user)]
 
 
 def _page(
@@ -81,9 +94,11 @@ def _page(
         csrf = csrf_token_for(principal)
         if principal.user_id:
             unread = notify.unread_count(db, principal.user_id)
-    return render(
+    response = render(
         request, template, context, status_code=status_code, principal=principal, csrf=csrf, unread=unread
     )
+    db.commit()  # end the transaction here, in the handler's thread (see web.deps._resolve)
+    return response
 
 
 def error_page(request: Request, status: int, title: str, detail: str, **_extra: object) -> HTMLResponse:
@@ -91,11 +106,6 @@ def error_page(request: Request, status: int, title: str, detail: str, **_extra:
     return render(
         request, "error.html", {"status": status, "title": title, "detail": detail}, status_code=status
     )
-
-
-async def _form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
 def _field_errors(exc: ValidationError) -> dict[str, str]:
@@ -153,9 +163,8 @@ def login_form(request: Request, db: Db, next: str = "/") -> HTMLResponse:
 
 
 @router.post("/login")
-async def login_submit(request: Request, db: Db) -> Response:
+def login_submit(request: Request, db: Db, values: FormValues) -> Response:
     """Check the password; continue to MFA or enrolment when needed."""
-    values = await _form(request)
     target = _safe_next(values.get("next"))
     try:
         result = service.login(
@@ -182,17 +191,14 @@ async def login_submit(request: Request, db: Db) -> Response:
 
 
 @router.get("/login/mfa")
-async def mfa_form(request: Request, db: Db, next: str = "/") -> Response:
+def mfa_form(request: Request, db: Db, principal: PartialPageUser, next: str = "/") -> Response:
     """Ask for the authenticator code."""
-    principal = await _user(request, db, partial=True)
     return _page(request, db, principal, "auth/mfa.html", {"next": _safe_next(next), "errors": {}})
 
 
 @router.post("/login/mfa")
-async def mfa_submit(request: Request, db: Db) -> Response:
+def mfa_submit(request: Request, db: Db, principal: PartialPageUser, values: FormValues) -> Response:
     """Finish sign-in with a TOTP or recovery code."""
-    principal = await _user(request, db, partial=True)
-    values = await _form(request)
     try:
         service.complete_mfa(db, principal, values.get("code", ""))
     except DomainError as exc:
@@ -203,9 +209,8 @@ async def mfa_submit(request: Request, db: Db) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, db: Db) -> Response:
+def logout(request: Request, db: Db, principal: PartialPageUser) -> Response:
     """Sign out (revokes the session)."""
-    principal = await _user(request, db, partial=True)
     service.logout(db, principal)
     db.commit()
     response = redirect("/login")
@@ -220,9 +225,8 @@ def register_form(request: Request, db: Db) -> HTMLResponse:
 
 
 @router.post("/register")
-async def register_submit(request: Request, db: Db) -> Response:
+def register_submit(request: Request, db: Db, values: FormValues) -> Response:
     """Create the account and sign in."""
-    values = await _form(request)
     try:
         body = RegisterIn.model_validate(_clean(values, RegisterIn))
         profile = None
@@ -285,9 +289,8 @@ def forgot_form(request: Request, db: Db) -> HTMLResponse:
 
 
 @router.post("/password/forgot")
-async def forgot_submit(request: Request, db: Db) -> HTMLResponse:
+def forgot_submit(request: Request, db: Db, values: FormValues) -> HTMLResponse:
     """Send the link if the account exists; the page says the same either way."""
-    values = await _form(request)
     service.request_password_reset(db, values.get("email", ""), client_ip(request))
     db.commit()
     return _page(request, db, None, "auth/forgot.html", {"sent": True})
@@ -300,9 +303,8 @@ def reset_form(request: Request, db: Db, token: str = "") -> HTMLResponse:
 
 
 @router.post("/password/reset")
-async def reset_submit(request: Request, db: Db) -> HTMLResponse:
+def reset_submit(request: Request, db: Db, values: FormValues) -> HTMLResponse:
     """Set the new password."""
-    values = await _form(request)
     token = values.get("token", "")
     try:
         service.reset_password(db, token, values.get("new_password", ""), client_ip(request))
@@ -324,9 +326,8 @@ async def reset_submit(request: Request, db: Db) -> HTMLResponse:
 
 
 @router.get("/")
-async def dashboard(request: Request, db: Db) -> Response:
+def dashboard(request: Request, db: Db, principal: PageUser) -> Response:
     """Each role lands on its own dashboard."""
-    principal = await _user(request, db)
     context: dict[str, Any] = {"role_label": ROLE_LABELS.get(principal.role, principal.role)}
     if principal.role == "patient" and principal.patient_id:
         context["patient"] = patients.get_patient(db, principal, principal.patient_id)
@@ -375,11 +376,15 @@ async def dashboard(request: Request, db: Db) -> Response:
 
 
 @router.get("/patients")
-async def patient_list(
-    request: Request, db: Db, q: str = "", sort: str = "family_name", cursor: str | None = None
+def patient_list(
+    request: Request,
+    db: Db,
+    principal: PageUser,
+    q: str = "",
+    sort: str = "family_name",
+    cursor: str | None = None,
 ) -> Response:
     """Search the care list (HTMX swaps just the table while typing)."""
-    principal = await _user(request, db)
     if principal.role == "patient":
         return redirect("/me/profile")
     page = patients.list_patients(db, principal, q=q[:100], sort=sort, limit=20, cursor=cursor)
@@ -403,10 +408,8 @@ async def patient_list(
 
 
 @router.post("/patients/break-glass")
-async def break_glass(request: Request, db: Db) -> Response:
+def break_glass(request: Request, db: Db, principal: PageUser, values: FormValues) -> Response:
     """Emergency access by Health ID and reason."""
-    principal = await _user(request, db)
-    values = await _form(request)
     try:
         patient = patients.break_glass(db, principal, values.get("health_id", ""), values.get("reason", ""))
     except DomainError as exc:
@@ -428,19 +431,16 @@ async def break_glass(request: Request, db: Db) -> Response:
 
 
 @router.get("/patients/new")
-async def patient_new_form(request: Request, db: Db) -> Response:
+def patient_new_form(request: Request, db: Db, principal: PageUser) -> Response:
     """Register a patient (clinicians)."""
-    principal = await _user(request, db)
     if not has_perm(principal, Perm.PATIENT_CREATE):
         raise Forbidden("Only doctors and nurses register patients.")
     return _page(request, db, principal, "patients/edit.html", {"patient": None, "errors": {}, "values": {}})
 
 
 @router.post("/patients/new")
-async def patient_new_submit(request: Request, db: Db) -> Response:
+def patient_new_submit(request: Request, db: Db, principal: PageUser, values: FormValues) -> Response:
     """Create the patient and open their profile."""
-    principal = await _user(request, db)
-    values = await _form(request)
     try:
         body = PatientCreate.model_validate(_clean(values, PatientCreate))
         patient = patients.create_patient(db, principal, body.changes())
@@ -454,18 +454,18 @@ async def patient_new_submit(request: Request, db: Db) -> Response:
 
 
 @router.get("/me/profile")
-async def my_profile(request: Request, db: Db) -> Response:
+def my_profile(request: Request, db: Db, principal: PageUser) -> Response:
     """A patient's own profile."""
-    principal = await _user(request, db)
     if principal.patient_id is None:
         raise NotFound("You have no patient profile.")
     return redirect(f"/patients/{principal.patient_id}")
 
 
 @router.get("/patients/{patient_id}")
-async def patient_view(request: Request, db: Db, patient_id: uuid.UUID, saved: int = 0) -> Response:
+def patient_view(
+    request: Request, db: Db, principal: PageUser, patient_id: uuid.UUID, saved: int = 0
+) -> Response:
     """A patient's profile with their care team."""
-    principal = await _user(request, db)
     patient = patients.get_patient(db, principal, patient_id)
     team = patients.care_team(db, principal, patient_id)
     db.commit()
@@ -475,9 +475,8 @@ async def patient_view(request: Request, db: Db, patient_id: uuid.UUID, saved: i
 
 
 @router.get("/patients/{patient_id}/edit")
-async def patient_edit_form(request: Request, db: Db, patient_id: uuid.UUID) -> Response:
+def patient_edit_form(request: Request, db: Db, principal: PageUser, patient_id: uuid.UUID) -> Response:
     """Edit a profile."""
-    principal = await _user(request, db)
     patient = patients.get_patient(db, principal, patient_id)
     db.commit()
     return _page(
@@ -486,10 +485,10 @@ async def patient_edit_form(request: Request, db: Db, patient_id: uuid.UUID) -> 
 
 
 @router.post("/patients/{patient_id}/edit")
-async def patient_edit_submit(request: Request, db: Db, patient_id: uuid.UUID) -> Response:
+def patient_edit_submit(
+    request: Request, db: Db, principal: PageUser, values: FormValues, patient_id: uuid.UUID
+) -> Response:
     """Save the profile."""
-    principal = await _user(request, db)
-    values = await _form(request)
     try:
         body = PatientFields.model_validate(_clean(values, PatientFields))
         changes = {
@@ -512,9 +511,8 @@ async def patient_edit_submit(request: Request, db: Db, patient_id: uuid.UUID) -
 
 
 @router.get("/me/access")
-async def my_access(request: Request, db: Db, cursor: str | None = None) -> Response:
+def my_access(request: Request, db: Db, principal: PageUser, cursor: str | None = None) -> Response:
     """Who accessed my data."""
-    principal = await _user(request, db)
     if principal.patient_id is None:
         raise NotFound("You have no patient profile.")
     page = patients.access_history(db, principal, principal.patient_id, limit=25, cursor=cursor)
@@ -527,11 +525,16 @@ async def my_access(request: Request, db: Db, cursor: str | None = None) -> Resp
 
 
 @router.get("/admin/users")
-async def users(
-    request: Request, db: Db, q: str = "", role: str = "", sort: str = "full_name", cursor: str | None = None
+def users(
+    request: Request,
+    db: Db,
+    principal: PageUser,
+    q: str = "",
+    role: str = "",
+    sort: str = "full_name",
+    cursor: str | None = None,
 ) -> Response:
     """The organisation's staff."""
-    principal = await _user(request, db)
     page = service.list_staff(db, principal, q=q[:100], role=role[:20], sort=sort, limit=25, cursor=cursor)
     db.commit()
     query = {"q": q, "role": role, "sort": sort}
@@ -551,9 +554,8 @@ STAFF_ROLE_CHOICES = ("admin", "doctor", "nurse", "bloodbank_staff", "pharmacist
 
 
 @router.get("/admin/users/new")
-async def user_new_form(request: Request, db: Db) -> Response:
+def user_new_form(request: Request, db: Db, principal: PageUser) -> Response:
     """Create a staff account."""
-    principal = await _user(request, db)
     if not has_perm(principal, Perm.USER_MANAGE):
         raise Forbidden("Only administrators manage staff.")
     return _page(
@@ -566,10 +568,8 @@ async def user_new_form(request: Request, db: Db) -> Response:
 
 
 @router.post("/admin/users/new")
-async def user_new_submit(request: Request, db: Db) -> Response:
+def user_new_submit(request: Request, db: Db, principal: PageUser, values: FormValues) -> Response:
     """Save the new account; the person enrols MFA at first sign-in."""
-    principal = await _user(request, db)
-    values = await _form(request)
     try:
         body = StaffCreateIn.model_validate(_clean(values, StaffCreateIn))
         user = service.create_staff(
@@ -590,10 +590,10 @@ async def user_new_submit(request: Request, db: Db) -> Response:
 
 
 @router.post("/admin/users/{user_id}")
-async def user_update(request: Request, db: Db, user_id: uuid.UUID) -> Response:
+def user_update(
+    request: Request, db: Db, principal: PageUser, values: FormValues, user_id: uuid.UUID
+) -> Response:
     """Change a role, (de)activate, or reset MFA (the page asks for confirmation first)."""
-    principal = await _user(request, db)
-    values = await _form(request)
     action = values.get("action", "")
     role = values.get("role")
     kwargs: dict[str, Any] = {
@@ -607,9 +607,10 @@ async def user_update(request: Request, db: Db, user_id: uuid.UUID) -> Response:
 
 
 @router.get("/admin/audit")
-async def audit_viewer(
+def audit_viewer(
     request: Request,
     db: Db,
+    principal: PageUser,
     action: str = "",
     outcome: str = "",
     actor: str = "",
@@ -618,7 +619,6 @@ async def audit_viewer(
     cursor: str | None = None,
 ) -> Response:
     """Search the audit log."""
-    principal = await _user(request, db)
     filters = {
         "action": action[:60],
         "outcome": outcome[:10],
@@ -659,9 +659,8 @@ async def audit_viewer(
 
 
 @router.post("/admin/audit/verify")
-async def audit_verify(request: Request, db: Db) -> Response:
+def audit_verify(request: Request, db: Db, principal: PageUser) -> Response:
     """Start the chain check as a job and show its progress."""
-    principal = await _user(request, db)
     if not has_perm(principal, Perm.AUDIT_READ):
         raise Forbidden("Only administrators verify the audit log.")
     job = jobs.submit(db, principal, verify_audit_job)
@@ -670,9 +669,8 @@ async def audit_verify(request: Request, db: Db) -> Response:
 
 
 @router.get("/jobs/{job_id}")
-async def job_status(request: Request, db: Db, job_id: uuid.UUID) -> Response:
+def job_status(request: Request, db: Db, principal: PageUser, job_id: uuid.UUID) -> Response:
     """A job's progress; the partial refreshes itself until the job ends."""
-    principal = await _user(request, db)
     job = jobs.get_job(db, principal, job_id)
     view = jobs.job_view(job)
     template = "jobs/_status.html" if request.headers.get("hx-request") else "jobs/status.html"
@@ -683,9 +681,8 @@ async def job_status(request: Request, db: Db, job_id: uuid.UUID) -> Response:
 
 
 @router.get("/notifications")
-async def notifications(request: Request, db: Db) -> Response:
+def notifications(request: Request, db: Db, principal: PageUser) -> Response:
     """The user's notifications, newest first."""
-    principal = await _user(request, db)
     rows = (
         db.execute(
             select(notify.Notification)
@@ -700,10 +697,8 @@ async def notifications(request: Request, db: Db) -> Response:
 
 
 @router.post("/notifications/read")
-async def notifications_read(request: Request, db: Db) -> Response:
+def notifications_read(request: Request, db: Db, principal: PageUser, values: FormValues) -> Response:
     """Mark one (``id``) or all notifications read."""
-    principal = await _user(request, db)
-    values = await _form(request)
     assert principal.user_id
     target = values.get("id")
     notify.mark_read(db, principal.user_id, uuid.UUID(target) if target else None)
@@ -712,9 +707,8 @@ async def notifications_read(request: Request, db: Db) -> Response:
 
 
 @router.get("/account/security")
-async def security(request: Request, db: Db) -> Response:
+def security(request: Request, db: Db, principal: PageUser) -> Response:
     """MFA, recovery codes, sessions and password."""
-    principal = await _user(request, db)
     me = service.get_me(db, principal)
     context = {
         "me": me,
@@ -727,10 +721,8 @@ async def security(request: Request, db: Db) -> Response:
 
 
 @router.post("/account/password")
-async def password_change(request: Request, db: Db) -> Response:
+def password_change(request: Request, db: Db, principal: PageUser, values: FormValues) -> Response:
     """Change the password."""
-    principal = await _user(request, db)
-    values = await _form(request)
     try:
         service.change_password(
             db, principal, values.get("current_password", ""), values.get("new_password", "")
@@ -751,18 +743,16 @@ async def password_change(request: Request, db: Db) -> Response:
 
 
 @router.post("/account/sessions/{session_id}/revoke")
-async def session_revoke(request: Request, db: Db, session_id: uuid.UUID) -> Response:
+def session_revoke(request: Request, db: Db, principal: PageUser, session_id: uuid.UUID) -> Response:
     """Sign out another device."""
-    principal = await _user(request, db)
     service.revoke_session(db, principal, session_id)
     db.commit()
     return redirect("/account/security?message=Session+signed+out")
 
 
 @router.get("/account/mfa")
-async def mfa_enrol_form(request: Request, db: Db) -> Response:
+def mfa_enrol_form(request: Request, db: Db, principal: PartialPageUser) -> Response:
     """Start MFA enrolment: show the QR code."""
-    principal = await _user(request, db, partial=True)
     me = service.get_me(db, principal)
     if me.mfa_enabled:
         return redirect("/account/security")
@@ -779,10 +769,8 @@ async def mfa_enrol_form(request: Request, db: Db) -> Response:
 
 
 @router.post("/account/mfa")
-async def mfa_enrol_submit(request: Request, db: Db) -> Response:
+def mfa_enrol_submit(request: Request, db: Db, principal: PartialPageUser, values: FormValues) -> Response:
     """Confirm enrolment with a code and show the recovery codes once."""
-    principal = await _user(request, db, partial=True)
-    values = await _form(request)
     try:
         codes = service.confirm_mfa_enrolment(db, principal, values.get("code", ""))
     except DomainError as exc:
@@ -802,9 +790,8 @@ async def mfa_enrol_submit(request: Request, db: Db) -> Response:
 
 
 @router.post("/account/recovery-codes")
-async def recovery_codes(request: Request, db: Db) -> Response:
+def recovery_codes(request: Request, db: Db, principal: PageUser) -> Response:
     """Replace the recovery codes and show the new ones once."""
-    principal = await _user(request, db)
     codes = service.regenerate_recovery_codes(db, principal)
     db.commit()
     return _page(

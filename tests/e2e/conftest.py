@@ -122,10 +122,12 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"the e2e server exited early:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=5) as response:  # noqa: S310
-                if response.status == 200:
-                    return
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/api/v1/health", timeout=5) as response,  # noqa: S310
+        ):
+            if response.status == 200:
+                return
         time.sleep(0.5)
     raise RuntimeError(f"the e2e server did not become healthy:\n{log.read_text()[-3000:]}")
 
@@ -150,13 +152,15 @@ def base_url() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     server = None
     try:
-        subprocess.run([caresync, "migrate"], env=env, check=True, capture_output=True, timeout=STARTUP_SECONDS)
+        subprocess.run(  # noqa: S603 (our own venv's caresync command)
+            [caresync, "migrate"], env=env, check=True, capture_output=True, timeout=STARTUP_SECONDS
+        )
         with log.open("wb") as out:
             # The server's start-up (imports) overlaps with loading the demo data.
-            server = subprocess.Popen(
+            server = subprocess.Popen(  # noqa: S603
                 [caresync, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
             )
-            subprocess.run(
+            subprocess.run(  # noqa: S603 (our own venv's caresync command)
                 [caresync, "demo", "--patients", "60"],
                 env=env,
                 check=True,

@@ -12,7 +12,9 @@ from tests.e2e.conftest import DEMO_EMAILS
 
 pytestmark = pytest.mark.e2e
 
-FOCUSED = "(() => { const e = document.activeElement; return e.id || e.getAttribute('href') || e.tagName; })()"
+FOCUSED = (
+    "(() => { const e = document.activeElement; return e.id || e.getAttribute('href') || e.tagName; })()"
+)
 
 
 def test_login_page_works_with_the_keyboard(page: Any) -> None:
@@ -31,13 +33,16 @@ def test_login_page_works_with_the_keyboard(page: Any) -> None:
         order.append(focused)
         if page.evaluate("document.activeElement.type === 'submit'"):
             break
-    assert "f-email" in order and "f-password" in order, order
+    assert "f-email" in order, order
+    assert "f-password" in order, order
     assert order.index("f-email") < order.index("f-password") < len(order) - 1, order
     expect(page.locator("main button[type=submit]")).to_be_focused()
 
     # Every input is labelled.
     for field in ("#f-email", "#f-password"):
-        expect(page.locator(field)).to_have_accessible_name(re.compile(("^Email", "^Password")[field == "#f-password"]))
+        expect(page.locator(field)).to_have_accessible_name(
+            re.compile(("^Email", "^Password")[field == "#f-password"])
+        )
 
     # The skip link moves focus past the navigation, to the page content.
     page.goto("/login")

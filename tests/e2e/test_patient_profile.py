@@ -38,7 +38,9 @@ def test_patient_edits_profile_and_sees_inline_errors(page: Any, log_in: Any) ->
     assert page.url == f"{profile_url}?saved=1"
     expect(page.locator("[data-testid=saved]")).to_have_text("Profile saved.")
     expect(page.locator("[data-field=Phone]")).to_have_text("+351 912 000 111")
-    expect(page.locator('[data-field="Emergency contact"]')).to_have_text("Rosa Teixeira (sister) +351 933 444 555")
+    expect(page.locator('[data-field="Emergency contact"]')).to_have_text(
+        "Rosa Teixeira (sister) +351 933 444 555"
+    )
 
     # An out-of-range latitude: the form comes back with the error next to the field and the typed values.
     page.goto(f"{profile_url}/edit")
@@ -53,15 +55,19 @@ def test_patient_edits_profile_and_sees_inline_errors(page: Any, log_in: Any) ->
     expect(page.locator("#f-phone")).to_have_value("+351 911 999 999")
     expect(page.locator(".is-invalid")).to_have_count(1)
 
-    # A country that is not a 2-letter code is refused the same way.
+    # A country that is not a 2-letter code and an incomplete email: both fields are marked.
     page.fill("#f-latitude", "")
     page.fill("#f-country", "Portugal")
+    page.fill("#f-email", "someone@")
     _save(page)
-    expect(page.locator("#f-country")).to_have_class(re.compile(r"\bis-invalid\b"))
-    expect(page.locator("#e-country")).to_be_visible()
+    for field in ("country", "email"):
+        expect(page.locator(f"#f-{field}")).to_have_class(re.compile(r"\bis-invalid\b"))
+        expect(page.locator(f"#e-{field}")).to_be_visible()
+    expect(page.locator("#f-latitude")).not_to_have_class(re.compile(r"\bis-invalid\b"))
 
     # Nothing of the refused submissions was stored.
     page.goto(profile_url)
     expect(page.locator("[data-testid=saved]")).to_have_count(0)
     expect(page.locator("[data-field=Phone]")).to_have_text("+351 912 000 111")
     expect(page.locator("[data-field=Address]")).not_to_contain_text("Portugal")
+    expect(page.locator("[data-field=Email]")).not_to_contain_text("someone@")

@@ -62,7 +62,9 @@ def test_admin_creates_doctor_who_must_enrol_mfa(new_page: Any, log_in: Any, tot
     assert re.fullmatch(r"[A-Z2-7]{16,}", secret), secret
     totp = pyotp.TOTP(secret)
     near = {totp.at(time.time() + drift) for drift in (-30, 0, 30, 60)}
-    doctor.fill("#f-code", next(c for c in ("000000", "111111", "222222", "333333", "444444") if c not in near))
+    doctor.fill(
+        "#f-code", next(c for c in ("000000", "111111", "222222", "333333", "444444") if c not in near)
+    )
     with doctor.expect_navigation():
         doctor.click("main button[type=submit]")
     expect(doctor.locator("#e-code")).to_be_visible()  # a wrong code is refused inline

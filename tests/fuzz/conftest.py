@@ -16,14 +16,14 @@ import os
 os.environ["CARESYNC_JOBS_IMMEDIATE"] = "1"
 os.environ["CARESYNC_ARGON2_FAST"] = "1"
 
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
-import pyotp  # noqa: E402
-import pytest  # noqa: E402
+import pyotp
+import pytest
 
 FUZZ_ENV = ("CARESYNC_VAR_DIR", "CARESYNC_DATABASE_URL", "CARESYNC_JOBS_IMMEDIATE", "CARESYNC_ARGON2_FAST")
 DOCTOR = "doctor@riverside.demo.caresync.dev"
@@ -42,8 +42,13 @@ def _postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
     url = make_url(base_url)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     name = f"{url.database}_fuzz" + (f"_{worker}" if worker else "")
-    conninfo = {"host": url.host or "127.0.0.1", "port": url.port or 5432, "user": url.username,
-                "password": url.password, "dbname": "postgres"}  # fmt: skip
+    conninfo = {
+        "host": url.host or "127.0.0.1",
+        "port": url.port or 5432,
+        "user": url.username,
+        "password": url.password,
+        "dbname": "postgres",
+    }
 
     def run(sql: str) -> None:
         with psycopg.connect(**{k: v for k, v in conninfo.items() if v is not None}, autocommit=True) as conn:
@@ -83,8 +88,12 @@ def fuzz_target() -> Iterator[FuzzTarget]:
         database_url, drop_database = _postgres_database(pg_url)
     else:
         database_url = f"sqlite:///{var_dir / 'fuzz.db'}"
-    os.environ.update(CARESYNC_VAR_DIR=str(var_dir), CARESYNC_DATABASE_URL=database_url,
-                      CARESYNC_JOBS_IMMEDIATE="1", CARESYNC_ARGON2_FAST="1")  # fmt: skip
+    os.environ.update(
+        CARESYNC_VAR_DIR=str(var_dir),
+        CARESYNC_DATABASE_URL=database_url,
+        CARESYNC_JOBS_IMMEDIATE="1",
+        CARESYNC_ARGON2_FAST="1",
+    )
     # Settings are cached per process; engines and session factories are cached per URL, so a new URL
     # gets its own engine without disturbing the one other tests use.
     config.get_settings.cache_clear()
@@ -97,11 +106,18 @@ def fuzz_target() -> Iterator[FuzzTarget]:
         with TestClient(app) as client:
             response = client.post(
                 "/api/v1/auth/login",
-                json={"email": DOCTOR, "password": DEMO_PASSWORD, "otp": pyotp.TOTP(demo_totp_secret(DOCTOR)).now()},
+                json={
+                    "email": DOCTOR,
+                    "password": DEMO_PASSWORD,
+                    "otp": pyotp.TOTP(demo_totp_secret(DOCTOR)).now(),
+                },
             )
         assert response.status_code == 200, response.text
         assert response.json()["stage"] == "full", response.json()
-        yield FuzzTarget(database_url=database_url, doctor_headers={"Authorization": f"Bearer {response.json()['access_token']}"})
+        yield FuzzTarget(
+            database_url=database_url,
+            doctor_headers={"Authorization": f"Bearer {response.json()['access_token']}"},
+        )
     finally:
         engine_for(database_url).dispose()
         for name, value in saved.items():

@@ -34,6 +34,9 @@ FUZZ_SETTINGS = settings(
 
 APP = create_app()
 schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP)
+# Requests normally take milliseconds, but a loaded CI machine stalls now and then for seconds (seen: >10 s,
+# schemathesis's default timeout); a timeout here would be a false alarm, not a finding.
+schema.config.update(request_timeout=120)
 # Signed in as a doctor, logout is left out: it revokes the very token every other request of the run uses,
 # after which the remaining operations would only exercise the 401 path (the anonymous run covers that).
 signed_in_schema = schema.exclude(method="POST", path="/api/v1/auth/logout")

@@ -16,11 +16,10 @@ STAMP := $(VENV)/.caresync-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-# pytest options for both runs (SQLite, PostgreSQL). tests/conftest.py supports pytest-xdist (a temp var dir
-# and, on PostgreSQL, a database per worker), so two workers by default.
-# The browser (e2e) and schema-fuzzing suites run with `make test-e2e`; they are not yet part of `make test`
-# (see the README: they were not proven green on the CI machine yet).
-PYTEST_ARGS ?= -q -n 2 -m 'not e2e and not fuzz'
+# pytest options for both runs (SQLite, PostgreSQL): the whole suite, browser (e2e) and schema fuzzing
+# included. tests/conftest.py supports pytest-xdist (a temp var dir and, on PostgreSQL, a database per
+# worker), so two workers by default.
+PYTEST_ARGS ?= -q -n 2
 PYTEST_PG_ARGS ?= $(PYTEST_ARGS)
 PYTEST := $(PY) -m pytest
 
@@ -125,6 +124,7 @@ test-postgres: system-deps install
 	echo "CARESYNC_TEST_DATABASE_URL=$$url $(PYTEST) $(PYTEST_PG_ARGS)"; \
 	CARESYNC_TEST_DATABASE_URL="$$url" $(PYTEST) $(PYTEST_PG_ARGS)
 
+# Only the browser and fuzz suites, on SQLite (they are also part of test-sqlite and test-postgres).
 test-e2e: system-deps install
 	@echo "== browser and fuzz tests (SQLite)"
 	env -u CARESYNC_TEST_DATABASE_URL $(PYTEST) -q -m 'e2e or fuzz'

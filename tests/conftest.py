@@ -90,7 +90,7 @@ import pytest  # noqa: E402
 with warnings.catch_warnings():  # starlette nags about httpx vs httpx2 at import; nothing to act on here
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
     from fastapi.testclient import TestClient
-from sqlalchemy import insert, select, text  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 import caresync.models  # noqa: E402
@@ -138,12 +138,10 @@ def empty_database() -> None:
     engine = engine_for(config.get_settings().resolved_database_url)
     tables = caresync.models.metadata.sorted_tables
     with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in reversed(tables):
-                conn.execute(table.delete())
+        # DELETE, not TRUNCATE, on PostgreSQL too: on tables this small it is several times faster (TRUNCATE
+        # swaps every table's files), and no table uses a sequence that would need resetting.
+        for table in reversed(tables):
+            conn.execute(table.delete())
         conn.execute(insert(AuditHead.__table__).values(id=1, seq=0, hash=GENESIS_HASH))
 
 

@@ -39,6 +39,15 @@ def serve(
     """Run the web server."""
     import uvicorn
 
+    from caresync.config import get_settings
+
+    if workers > 1 and not get_settings().redis_url:
+        typer.echo(
+            "warning: without CARESYNC_REDIS_URL, live updates (notifications, job progress) only reach "
+            "browsers connected to the same web process; set it when running several --workers",
+            err=True,
+        )
+
     uvicorn.run(
         "caresync.app:create_app",
         factory=True,

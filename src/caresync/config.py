@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     jobs_immediate: bool = Field(default=False, description="Run jobs in-process at once (tests)")
     argon2_fast: bool = Field(default=False, description="Cheap argon2 parameters (tests only)")
 
-    @property
+    @cached_property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under ``var_dir``."""
         if self.database_url:
@@ -67,6 +67,15 @@ class Settings(BaseSettings):
         explicit = getattr(self, name, "")
         if explicit:
             return str(explicit)
+        if name not in self._secrets:
+            self._secrets[name] = self._secret_from_file(name)
+        return self._secrets[name]
+
+    @cached_property
+    def _secrets(self) -> dict[str, str]:
+        return {}
+
+    def _secret_from_file(self, name: str) -> str:
         path = self.ensure_var_dir() / name
         if not path.exists():
             value = secrets.token_urlsafe(32) if name != "storage_key" else _new_aes_key()

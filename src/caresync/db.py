@@ -6,6 +6,8 @@ SQLite (the embedded default) runs in WAL mode with foreign keys on, and every t
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -99,12 +101,12 @@ def _configure_sqlite(engine: Engine) -> None:
     # SQLite admits one writer at a time, and its busy handler makes waiting writers sleep with a growing
     # back-off, so under load requests spend most of their time asleep. Writers of this process therefore
     # queue on a lock first (handed over at once) and meet SQLite's own lock only across processes.
-    writer = threading.Lock()
+    writer = WriterLock(engine.url.database or "")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         if not connection.info.get(_HOLDS_WRITER):
-            connection.info[_HOLDS_WRITER] = writer.acquire(timeout=WRITER_WAIT_SECONDS)
+            connection.info[_HOLDS_WRITER] = writer.acquire()
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def _release(info: dict[str, Any]) -> None:
@@ -126,6 +128,40 @@ def _configure_sqlite(engine: Engine) -> None:
 
 _HOLDS_WRITER = "caresync_holds_writer_lock"
 WRITER_WAIT_SECONDS = 30
+
+
+class WriterLock:
+    """One writer at a time for a SQLite file, across threads and processes, handed over without delay.
+
+    Threads of one process queue on a ``threading.Lock``; processes (several web workers, the job worker)
+    then queue on an exclusive ``flock`` of ``<database>.writer``, which the kernel grants the moment it is
+    released. (SQLite's own busy handler would make them poll with growing sleeps.)"""
+
+    def __init__(self, database: str) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database}.writer" if database and database != ":memory:" else ""
+        self._fd: int | None = None
+        self._pid = os.getpid()
+
+    def acquire(self) -> bool:
+        """Take the lock (False after ``WRITER_WAIT_SECONDS``; SQLite's busy timeout then still applies)."""
+        if not self._threads.acquire(timeout=WRITER_WAIT_SECONDS):
+            return False
+        if self._path:
+            try:
+                if self._fd is None or self._pid != os.getpid():  # a forked child needs its own file
+                    self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError:
+                self._threads.release()
+                raise
+        return True
+
+    def release(self) -> None:
+        """Give the lock to the next writer."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

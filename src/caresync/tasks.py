@@ -8,6 +8,8 @@ JOB_MODULES = ("caresync.core.notify", "caresync.core.audit")
 
 
 def load_all() -> None:
-    """Import the modules that register Huey tasks."""
+    """Import the modules that register Huey tasks, and every table (a job's rows reference tables of
+    other modules, which SQLAlchemy must know to resolve foreign keys)."""
+    importlib.import_module("caresync.models")
     for name in JOB_MODULES:
         importlib.import_module(name)

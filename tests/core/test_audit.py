@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from typing import Any
@@ -299,3 +302,41 @@ def test_verify_job_reports_tampering(client: TestClient, make: Any, sign_in: An
     assert result["status"] == "succeeded"
     assert result["result"]["ok"] is False
     assert result["result"]["problem"] == {"seq": 1, "kind": "altered", "message": "entry 1 was altered"}
+
+
+_APPEND_SCRIPT = """
+import sys
+from caresync.core import audit
+from caresync.core.auth import system_principal
+from caresync.db import session_factory, transaction
+import caresync.models
+for i in range(int(sys.argv[2])):
+    with transaction(session_factory()) as s:
+        audit.record(s, system_principal(sys.argv[1]), "test.processes", detail={"i": i})
+"""
+
+
+def test_appends_from_several_processes_keep_one_valid_chain(tx: Any) -> None:
+    """Web workers and the job worker are separate processes writing to one database (on SQLite they
+    queue on a file lock); the chain stays whole and gapless."""
+    processes, per_process = 3, 20
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
+    pool = [
+        subprocess.Popen(  # noqa: S603 (this interpreter, our own script)
+            [sys.executable, "-c", _APPEND_SCRIPT, f"process {n}", str(per_process)],
+            env=env,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(processes)
+    ]
+    failures = [p.communicate(timeout=300)[1].decode()[-2000:] for p in pool if p.wait(timeout=300) != 0]
+    assert not failures, failures
+    with tx() as s:
+        report = verify_chain(s)
+        seqs = list(s.execute(select(AuditEntry.seq).order_by(AuditEntry.seq)).scalars())
+        per_process_count = dict(
+            s.execute(select(AuditEntry.actor_name, func.count()).group_by(AuditEntry.actor_name)).all()
+        )
+    assert report.ok
+    assert seqs == list(range(1, processes * per_process + 1))
+    assert per_process_count == {f"process {n}": per_process for n in range(processes)}

@@ -281,15 +281,14 @@ def resolve_token(session: Session, token: str, client_ip: str) -> Resolved | No
     """The principal behind a session token, or ``None`` if it is unknown, expired or revoked."""
     now = utcnow()
     row = session.execute(
-        select(AuthSession, Patient.id)
+        select(AuthSession, User, Patient.id)
         .join(User, User.id == AuthSession.user_id)
         .outerjoin(Patient, Patient.user_id == User.id)
         .where(AuthSession.token_digest == crypto.token_digest(token))
     ).first()
     if row is None:
         return None
-    auth_session, patient_id = row
-    user = auth_session.user
+    auth_session, user, patient_id = row
     if auth_session.revoked_at or auth_session.expires_at <= now or not user.is_active:
         return None
     if now - auth_session.last_seen_at > LAST_SEEN_GRANULARITY:

@@ -102,6 +102,7 @@ from caresync.identity import patients as patient_service  # noqa: E402
 from caresync.identity.models import CareRelationship, Organisation, Patient, RecoveryCode, User  # noqa: E402
 from caresync.identity.rules import Role  # noqa: E402
 from caresync.identity.service import create_user  # noqa: E402
+from caresync.web.deps import LEFT_OPEN_WARNING  # noqa: E402
 
 PASSWORD = "Tidal-Harbour-Lantern-42"
 API = "/api/v1"
@@ -161,6 +162,15 @@ def _clean_state(request: pytest.FixtureRequest, database: str) -> None:
     if outbox.exists():
         for item in outbox.iterdir():
             item.unlink()
+
+
+@pytest.fixture(autouse=True)
+def _no_transaction_left_open(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails a test during which a request handler returned with its database transaction still open (on
+    SQLite that holds the write lock for the rest of the request; see ``web.deps.get_db``)."""
+    yield
+    left_open = [r.getMessage() for r in caplog.records if r.msg == LEFT_OPEN_WARNING]
+    assert not left_open, left_open
 
 
 @pytest.fixture
@@ -458,6 +468,24 @@ def login(client: TestClient, email: str, password: str, otp: str | None = None)
     elif data["stage"] != "full":
         raise AssertionError(f"{email} must enrol MFA first (stage {data['stage']!r})")
     return headers
+
+
+def web_login(client: TestClient, person: Person) -> str:
+    """Sign the client's cookie jar in through the login pages (password, then MFA if the account has
+    it). Returns the session's CSRF token, for forms (``csrf_token``) and HTMX (``X-CSRF-Token``)."""
+    response = client.post(
+        "/login", data={"email": person.email, "password": person.password}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    if response.headers["location"].startswith("/login/mfa"):
+        page = client.get("/login/mfa")
+        token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        done = client.post(
+            "/login/mfa", data={"code": next_otp(person.email), "csrf_token": token}, follow_redirects=False
+        )
+        assert done.status_code == 303, done.text
+    page = client.get("/")
+    return page.text.split('"X-CSRF-Token": "')[1].split('"')[0]
 
 
 @pytest.fixture(name="login")

@@ -21,7 +21,7 @@ from caresync import __version__
 from caresync.config import get_settings
 from caresync.core import realtime
 from caresync.core.errors import DomainError, field_errors, problem_body
-from caresync.web.pages import PageRedirect, error_page
+from caresync.web.pagekit import PageRedirect, error_page
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
@@ -134,6 +134,11 @@ class SecurityHeaders:
 def create_app() -> FastAPI:
     """Build the CareSync web application."""
     from caresync.identity.api import admin, auth, orgs, people
+    from caresync.scheduling import api as scheduling_api
+    from caresync.scheduling import pages as scheduling_pages
+    from caresync.scheduling.calendar import api as calendar_api
+    from caresync.scheduling.queue import api as queue_api
+    from caresync.scheduling.queue import pages as queue_pages
     from caresync.web import pages
     from caresync.web.api import router as platform
     from caresync.web.api import ws_router
@@ -155,9 +160,12 @@ def create_app() -> FastAPI:
 
     app.add_middleware(SecurityHeaders)
 
-    for router in (auth, people, admin, orgs, platform, ws_router):
+    api_routers = (auth, people, admin, orgs, platform, ws_router)
+    scheduling_routers = (scheduling_api.router, queue_api.router, calendar_api.router)
+    for router in (*api_routers, *scheduling_routers, calendar_api.public_router):
         app.include_router(router)
-    app.include_router(pages.router)
+    for router in (pages.router, scheduling_pages.router, queue_pages.router):
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     @app.get("/api/docs", include_in_schema=False)

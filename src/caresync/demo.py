@@ -22,6 +22,7 @@ from caresync.core.auth import system_principal
 from caresync.db import session_factory, transaction, utcnow
 from caresync.identity.models import CareRelationship, Organisation, Patient, User
 from caresync.identity.rules import BLOOD_GROUPS, verhoeff_check_digit
+from caresync.scheduling import demo as scheduling_demo
 
 DEMO_PASSWORD = "CareSync-demo-2026"
 DEMO_DOMAIN = "demo.caresync.dev"
@@ -192,9 +193,11 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
     care_orgs = [o for o in orgs if o.kind in ("hospital", "clinic")]
     now = utcnow()
     links: list[CareRelationship] = []
+    patients: list[Patient] = []
     for i in range(n_patients):
         patient = _patient(rng, i, care_orgs)
         session.add(patient)
+        patients.append(patient)
         if i == 0:
             users.append(_account(session, rng, f"patient@{DEMO_DOMAIN}", patient, password_hash))
         elif i < 20:
@@ -224,13 +227,20 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
     session.add(donor)
     users.append(donor)
     session.flush()
+    doctors = {org_id: [u for u in team if u.role == "doctor"] for org_id, team in clinicians.items()}
+    appointments = scheduling_demo.load(session, rng, orgs, doctors, patients, links, now)
     session.add_all(links)
     session.flush()
     audit.record(
         session,
         system_principal("caresync demo"),
         "demo.load",
-        detail={"organisations": len(orgs), "users": len(users), "patients": n_patients},
+        detail={
+            "organisations": len(orgs),
+            "users": len(users),
+            "patients": n_patients,
+            "appointments": appointments,
+        },
     )
     return DemoResult(organisations=len(orgs), users=len(users), patients=n_patients)
 

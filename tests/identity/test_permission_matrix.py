@@ -1,4 +1,5 @@
-"""Every ``/api/v1`` route x every role x own/other/missing patient -> the expected status.
+"""Every ``/api/v1`` route x every role x own/other/missing patient -> the expected status (domains listed
+in ``OWN_MATRICES`` keep a matrix of their own).
 
 The table must name every route the app serves under ``/api/v1``: adding an endpoint without adding it
 here fails ``test_matrix_covers_every_api_route``, so the matrix cannot silently rot.
@@ -225,12 +226,23 @@ CASES: dict[tuple[str, str], Case] = {
 }
 
 
-def api_routes(app: Any) -> set[tuple[str, str]]:
-    """(method, path) of every API route the app serves under /api/v1."""
+# Domains whose routes have a permission matrix of their own (tests/<domain>/test_permissions.py).
+OWN_MATRICES = ("/api/v1/scheduling/",)
+
+
+def api_routes(
+    app: Any, prefix: str = "/api/v1", excluding: tuple[str, ...] = OWN_MATRICES
+) -> set[tuple[str, str]]:
+    """(method, path) of every API route the app serves under ``prefix``, except under ``excluding``."""
     found = set()
     for context in iter_route_contexts(app.routes):
-        if isinstance(context.original_route, APIRoute) and context.path.startswith("/api/v1"):
-            found.update((method, context.path) for method in context.methods or ())
+        path = context.path
+        if (
+            isinstance(context.original_route, APIRoute)
+            and path.startswith(prefix)
+            and not path.startswith(excluding)
+        ):
+            found.update((method, path) for method in context.methods or ())
     return found
 
 

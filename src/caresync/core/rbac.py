@@ -31,19 +31,38 @@ class Perm(StrEnum):
     USER_MANAGE = "user:manage"
     AUDIT_READ = "audit:read"
     ORG_READ = "org:read"
+    DIRECTORY_READ = "directory:read"  # the provider directory and free slots
+    APPOINTMENT_BOOK = "appointment:book"  # book, reschedule, cancel (patients: their own)
+    APPOINTMENT_MANAGE = "appointment:manage"  # arrive, check in, no-show, fulfil; cancel at short notice
+    SCHEDULE_MANAGE = "schedule:manage"  # working hours, leave and blocks of the organisation's staff
+    QUEUE_MANAGE = "queue:manage"  # add walk-ins, triage, call the next patient
 
 
 _CLINICIAN = frozenset(
-    {Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.PATIENT_CREATE, Perm.PATIENT_BREAK_GLASS, Perm.ORG_READ}
+    {
+        Perm.PATIENT_READ,
+        Perm.PATIENT_WRITE,
+        Perm.PATIENT_CREATE,
+        Perm.PATIENT_BREAK_GLASS,
+        Perm.ORG_READ,
+        Perm.DIRECTORY_READ,
+        Perm.APPOINTMENT_BOOK,
+        Perm.APPOINTMENT_MANAGE,
+        Perm.QUEUE_MANAGE,
+    }
 )
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
-    "admin": frozenset({Perm.USER_MANAGE, Perm.AUDIT_READ, Perm.ORG_READ}),
+    "admin": frozenset(
+        {Perm.USER_MANAGE, Perm.AUDIT_READ, Perm.ORG_READ, Perm.DIRECTORY_READ, Perm.SCHEDULE_MANAGE}
+    ),
     "doctor": _CLINICIAN,
     "nurse": _CLINICIAN,
-    "patient": frozenset({Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.OWN_PROFILE}),
-    "donor": frozenset({Perm.OWN_PROFILE}),
-    "bloodbank_staff": frozenset({Perm.ORG_READ}),
-    "pharmacist": frozenset({Perm.ORG_READ}),
+    "patient": frozenset(
+        {Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.OWN_PROFILE, Perm.DIRECTORY_READ, Perm.APPOINTMENT_BOOK}
+    ),
+    "donor": frozenset({Perm.OWN_PROFILE, Perm.DIRECTORY_READ}),
+    "bloodbank_staff": frozenset({Perm.ORG_READ, Perm.DIRECTORY_READ}),
+    "pharmacist": frozenset({Perm.ORG_READ, Perm.DIRECTORY_READ}),
     "system": frozenset(Perm),
 }
 CLINICIANS = frozenset({"doctor", "nurse"})

@@ -113,12 +113,13 @@ def logout(principal: PartialUser, db: Db) -> Response:
 def me(principal: PartialUser, request: Request, db: Db) -> MeOut:
     """Who the token belongs to and what it may do yet."""
     user = service.get_me(db, principal)
-    db.rollback()  # a read: end the transaction before returning (no lock outlives the handler)
-    return MeOut(
+    out = MeOut(
         **UserOut.model_validate(user).model_dump(),
         patient_id=principal.patient_id,
         session_stage=request.state.resolved.stage,
     )
+    db.rollback()  # a read: end the transaction (after reading the rows: a rollback expires them)
+    return out
 
 
 @auth.post("/mfa/challenge", response_model=MeOut)
@@ -166,11 +167,12 @@ def mfa_disable(body: PasswordIn, principal: CurrentUser, db: Db) -> Response:
 def sessions(principal: CurrentUser, db: Db) -> list[SessionOut]:
     """The user's live sessions and tokens."""
     rows = service.list_sessions(db, principal)
-    db.rollback()
-    return [
+    out = [
         SessionOut.model_validate(r).model_copy(update={"current": r.id == principal.session_id})
         for r in rows
     ]
+    db.rollback()
+    return out
 
 
 @auth.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -304,8 +306,9 @@ def list_users(
 ) -> UserPage:
     """Your organisation's staff."""
     page = service.list_staff(db, principal, q=q, role=role, sort=sort, limit=limit, cursor=cursor)
+    out = UserPage(items=[UserOut.model_validate(u) for u in page.items], next_cursor=page.next_cursor)
     db.rollback()
-    return UserPage(items=[UserOut.model_validate(u) for u in page.items], next_cursor=page.next_cursor)
+    return out
 
 
 @admin.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
@@ -371,6 +374,6 @@ def search_audit(
 @orgs.get("", response_model=list[OrganisationOut])
 def list_organisations(_principal: CurrentUser, db: Db, kind: Text = "") -> list[OrganisationOut]:
     """Every organisation on the platform (public directory information)."""
-    organisations = service.list_organisations(db, kind)
+    out = [OrganisationOut.model_validate(o) for o in service.list_organisations(db, kind)]
     db.rollback()
-    return [OrganisationOut.model_validate(o) for o in organisations]
+    return out

@@ -75,8 +75,9 @@ def list_notifications(principal: CurrentUser, db: Db, unread_only: bool = False
     rows = db.execute(query.order_by(notify.Notification.created_at.desc()).limit(50)).scalars().all()
     assert principal.user_id
     unread = notify.unread_count(db, principal.user_id)
-    db.rollback()  # a read: end the transaction before returning (no lock outlives the handler)
-    return NotificationList(items=[NotificationOut.model_validate(r) for r in rows], unread=unread)
+    out = NotificationList(items=[NotificationOut.model_validate(r) for r in rows], unread=unread)
+    db.rollback()  # a read: end the transaction (after reading the rows: a rollback expires them)
+    return out
 
 
 @router.post("/notifications/{notification_id}/read", status_code=status.HTTP_204_NO_CONTENT)
@@ -110,8 +111,9 @@ def list_jobs(principal: CurrentUser, db: Db) -> list[JobOut]:
         .scalars()
         .all()
     )
+    out = [JobOut(**jobs.job_view(j)) for j in rows]
     db.rollback()
-    return [JobOut(**jobs.job_view(j)) for j in rows]
+    return out
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)

@@ -7,6 +7,7 @@ Cookie-authenticated requests that change state must carry the session's CSRF to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -20,23 +21,34 @@ from caresync.core.errors import Forbidden, Unauthenticated
 from caresync.db import session_factory
 from caresync.identity import service as accounts
 
+log = logging.getLogger(__name__)
 SESSION_COOKIE = "caresync_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def get_db() -> AsyncIterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
     """A session for this request. Handlers end their transaction themselves (commit, or rollback for
-    reads) so that no database lock outlives the handler; the teardown is only a safety net.
+    reads, after building the response: a rollback expires loaded rows) so that no database lock outlives
+    the handler; the teardown is only a safety net, and warns when it had to end a transaction.
 
     Async on purpose: creating a session touches no database, and the teardown has nothing left to wait
     for, so neither deserves two thread-pool hand-offs per request."""
     session = session_factory()()
     try:
         yield session
+    except BaseException:
+        session.rollback()  # a failed request leaves nothing half-written
+        raise
+    else:
+        if session.in_transaction():
+            log.warning(LEFT_OPEN_WARNING, request.method, request.url.path)
     finally:
         session.rollback()
         session.close()
+
+
+LEFT_OPEN_WARNING = "%s %s left its database transaction open (a lock held until the request ended)"
 
 
 Db = Annotated[Session, Depends(get_db)]

@@ -5,20 +5,19 @@ viewer, notifications and account security. Thin: they parse forms and call the 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from caresync.config import get_settings
 from caresync.core import jobs, notify
 from caresync.core.audit import AuditEntry, verify_audit_job
-from caresync.core.auth import Principal, anonymous
-from caresync.core.errors import DomainError, Forbidden, NotFound, Unauthenticated, field_errors
+from caresync.core.auth import anonymous
+from caresync.core.errors import DomainError, Forbidden, NotFound
 from caresync.core.rbac import Perm, has_perm
 from caresync.identity import patients, service
 from caresync.identity.models import CareRelationship, User
@@ -29,111 +28,20 @@ from caresync.web.deps import (
     Db,
     FormValues,
     client_ip,
-    csrf_token_for,
-    current_principal,
-    partial_principal,
 )
-from caresync.web.templating import ROLE_LABELS, render
+from caresync.web.pagekit import (
+    PageUser,
+    PartialPageUser,
+    clean_form,
+    domain_field_errors,
+    form_field_errors,
+    redirect,
+    render_page,
+)
+from caresync.web.templating import ROLE_LABELS
 
 router = APIRouter(include_in_schema=False)
 HTML = HTMLResponse
-
-
-class PageRedirect(Exception):
-    """Raised by page helpers to send the browser elsewhere (e.g. to sign in)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.url = url
-
-
-def redirect(url: str) -> RedirectResponse:
-    """A 303 redirect (the browser follows with GET)."""
-    return RedirectResponse(url, status_code=303)
-
-
-def _signed_in(request: Request, form: dict[str, str], *, partial: bool) -> Principal:
-    """The signed-in principal, or a redirect to where the user must go first."""
-    try:
-        return partial_principal(request, form) if partial else current_principal(request, form)
-    except Unauthenticated:
-        raise PageRedirect(f"/login?next={quote(request.url.path)}") from None
-    except Forbidden as exc:
-        stage = exc.extra.get("stage")
-        if stage == "mfa":
-            raise PageRedirect("/login/mfa") from None
-        if stage == "enrol":
-            raise PageRedirect("/account/mfa") from None
-        raise
-
-
-def page_user(request: Request, form: FormValues) -> Principal:
-    """Dependency: a fully signed-in user, else a redirect to sign-in or MFA."""
-    return _signed_in(request, form, partial=False)
-
-
-def page_partial_user(request: Request, form: FormValues) -> Principal:
-    """Dependency: a user who may still owe a second factor or MFA enrolment."""
-    return _signed_in(request, form, partial=True)
-
-
-PageUser = Annotated[Principal, Depends(page_user)]
-PartialPageUser = Annotated[Principal, Depends(page_partial_user)]
-
-
-def _page(
-    request: Request,
-    db: Session,
-    principal: Principal | None,
-    template: str,
-    context: dict[str, Any] | None = None,
-    status_code: int = 200,
-) -> HTMLResponse:
-    csrf, unread = "", 0
-    if principal is not None and principal.session_id:
-        csrf = csrf_token_for(principal)
-        if principal.user_id:
-            unread = notify.unread_count(db, principal.user_id)
-    response = render(
-        request, template, context, status_code=status_code, principal=principal, csrf=csrf, unread=unread
-    )
-    db.commit()  # end the transaction here, in the handler's thread (see web.deps._resolve)
-    return response
-
-
-def error_page(request: Request, status: int, title: str, detail: str, **_extra: object) -> HTMLResponse:
-    """An error as a friendly page (used by the app's error handlers for browser requests)."""
-    return render(
-        request, "error.html", {"status": status, "title": title, "detail": detail}, status_code=status
-    )
-
-
-def _field_errors(exc: ValidationError) -> dict[str, str]:
-    errors = field_errors(exc.errors())
-    if "request" in errors:  # a rule across fields: shown above the form
-        errors["form"] = errors.pop("request")
-    return errors
-
-
-def _domain_errors(exc: DomainError) -> dict[str, str]:
-    field = exc.extra.get("field")
-    return {str(field) if field else "form": exc.detail}
-
-
-def _clean(values: dict[str, str], model: type[BaseModel]) -> dict[str, Any]:
-    """Form strings to model input: empty optional fields become None (except text the user cleared)."""
-    fields = model.model_fields
-    data: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in fields:
-            continue
-        value = value.strip()
-        annotation = str(fields[key].annotation)
-        if value == "" and ("float" in annotation or "date" in annotation or "Literal" in annotation):
-            data[key] = None
-        else:
-            data[key] = value
-    return data
 
 
 def _set_session_cookie(response: Response, token: str) -> None:
@@ -159,7 +67,9 @@ def _safe_next(target: str | None) -> str:
 @router.get("/login")
 def login_form(request: Request, db: Db, next: str = "/") -> HTMLResponse:
     """The sign-in page."""
-    return _page(request, db, None, "auth/login.html", {"next": _safe_next(next), "errors": {}, "values": {}})
+    return render_page(
+        request, db, None, "auth/login.html", {"next": _safe_next(next), "errors": {}, "values": {}}
+    )
 
 
 @router.post("/login")
@@ -181,7 +91,7 @@ def login_submit(request: Request, db: Db, values: FormValues) -> Response:
             "errors": {"form": exc.detail},
             "values": {"email": values.get("email", "")},
         }
-        return _page(request, db, None, "auth/login.html", context, status_code=exc.status)
+        return render_page(request, db, None, "auth/login.html", context, status_code=exc.status)
     db.commit()
     stage = result.auth_session.stage
     url = {"mfa": f"/login/mfa?next={quote(target)}", "enrol": "/account/mfa"}.get(stage, target)
@@ -193,7 +103,7 @@ def login_submit(request: Request, db: Db, values: FormValues) -> Response:
 @router.get("/login/mfa")
 def mfa_form(request: Request, db: Db, principal: PartialPageUser, next: str = "/") -> Response:
     """Ask for the authenticator code."""
-    return _page(request, db, principal, "auth/mfa.html", {"next": _safe_next(next), "errors": {}})
+    return render_page(request, db, principal, "auth/mfa.html", {"next": _safe_next(next), "errors": {}})
 
 
 @router.post("/login/mfa")
@@ -203,7 +113,7 @@ def mfa_submit(request: Request, db: Db, principal: PartialPageUser, values: For
         service.complete_mfa(db, principal, values.get("code", ""))
     except DomainError as exc:
         context = {"next": _safe_next(values.get("next")), "errors": {"code": exc.detail}}
-        return _page(request, db, principal, "auth/mfa.html", context, status_code=exc.status)
+        return render_page(request, db, principal, "auth/mfa.html", context, status_code=exc.status)
     db.commit()
     return redirect(_safe_next(values.get("next")))
 
@@ -221,14 +131,14 @@ def logout(request: Request, db: Db, principal: PartialPageUser) -> Response:
 @router.get("/register")
 def register_form(request: Request, db: Db) -> HTMLResponse:
     """Self-registration for patients and donors."""
-    return _page(request, db, None, "auth/register.html", {"errors": {}, "values": {"role": "patient"}})
+    return render_page(request, db, None, "auth/register.html", {"errors": {}, "values": {"role": "patient"}})
 
 
 @router.post("/register")
 def register_submit(request: Request, db: Db, values: FormValues) -> Response:
     """Create the account and sign in."""
     try:
-        body = RegisterIn.model_validate(_clean(values, RegisterIn))
+        body = RegisterIn.model_validate(clean_form(values, RegisterIn))
         profile = None
         if body.role == "patient":
             given, _, family = body.full_name.rpartition(" ")
@@ -264,17 +174,17 @@ def register_submit(request: Request, db: Db, values: FormValues) -> Response:
         db.commit()
     except ValidationError as exc:
         db.rollback()
-        return _page(
-            request, db, None, "auth/register.html", {"errors": _field_errors(exc), "values": values}, 422
+        return render_page(
+            request, db, None, "auth/register.html", {"errors": form_field_errors(exc), "values": values}, 422
         )
     except DomainError as exc:
         db.rollback()
-        return _page(
+        return render_page(
             request,
             db,
             None,
             "auth/register.html",
-            {"errors": _domain_errors(exc), "values": values},
+            {"errors": domain_field_errors(exc), "values": values},
             exc.status,
         )
     response = redirect("/")
@@ -285,7 +195,7 @@ def register_submit(request: Request, db: Db, values: FormValues) -> Response:
 @router.get("/password/forgot")
 def forgot_form(request: Request, db: Db) -> HTMLResponse:
     """Ask for a reset link."""
-    return _page(request, db, None, "auth/forgot.html", {"sent": False})
+    return render_page(request, db, None, "auth/forgot.html", {"sent": False})
 
 
 @router.post("/password/forgot")
@@ -293,13 +203,13 @@ def forgot_submit(request: Request, db: Db, values: FormValues) -> HTMLResponse:
     """Send the link if the account exists; the page says the same either way."""
     service.request_password_reset(db, values.get("email", ""), client_ip(request))
     db.commit()
-    return _page(request, db, None, "auth/forgot.html", {"sent": True})
+    return render_page(request, db, None, "auth/forgot.html", {"sent": True})
 
 
 @router.get("/password/reset")
 def reset_form(request: Request, db: Db, token: str = "") -> HTMLResponse:
     """Choose a new password."""
-    return _page(request, db, None, "auth/reset.html", {"token": token, "errors": {}, "done": False})
+    return render_page(request, db, None, "auth/reset.html", {"token": token, "errors": {}, "done": False})
 
 
 @router.post("/password/reset")
@@ -310,16 +220,16 @@ def reset_submit(request: Request, db: Db, values: FormValues) -> HTMLResponse:
         service.reset_password(db, token, values.get("new_password", ""), client_ip(request))
     except DomainError as exc:
         db.rollback()
-        return _page(
+        return render_page(
             request,
             db,
             None,
             "auth/reset.html",
-            {"token": token, "errors": _domain_errors(exc), "done": False},
+            {"token": token, "errors": domain_field_errors(exc), "done": False},
             exc.status,
         )
     db.commit()
-    return _page(request, db, None, "auth/reset.html", {"token": "", "errors": {}, "done": True})
+    return render_page(request, db, None, "auth/reset.html", {"token": "", "errors": {}, "done": True})
 
 
 # --- dashboards -------------------------------------------------------------------------------------------
@@ -369,7 +279,7 @@ def dashboard(request: Request, db: Db, principal: PageUser) -> Response:
             )
         ).scalar_one()
     db.commit()
-    return _page(request, db, principal, f"dashboards/{principal.role}.html", context)
+    return render_page(request, db, principal, f"dashboards/{principal.role}.html", context)
 
 
 # --- patients ---------------------------------------------------------------------------------------------
@@ -404,7 +314,7 @@ def patient_list(
         "errors": {},
     }
     template = "patients/_table.html" if request.headers.get("hx-request") else "patients/list.html"
-    return _page(request, db, principal, template, context)
+    return render_page(request, db, principal, template, context)
 
 
 @router.post("/patients/break-glass")
@@ -422,10 +332,10 @@ def break_glass(request: Request, db: Db, principal: PageUser, values: FormValue
             "next_url": "",
             "cursor": None,
             "can_break_glass": True,
-            "errors": _domain_errors(exc),
+            "errors": domain_field_errors(exc),
             "glass": values,
         }
-        return _page(request, db, principal, "patients/list.html", context, exc.status)
+        return render_page(request, db, principal, "patients/list.html", context, exc.status)
     db.commit()
     return redirect(f"/patients/{patient.id}")
 
@@ -435,20 +345,22 @@ def patient_new_form(request: Request, db: Db, principal: PageUser) -> Response:
     """Register a patient (clinicians)."""
     if not has_perm(principal, Perm.PATIENT_CREATE):
         raise Forbidden("Only doctors and nurses register patients.")
-    return _page(request, db, principal, "patients/edit.html", {"patient": None, "errors": {}, "values": {}})
+    return render_page(
+        request, db, principal, "patients/edit.html", {"patient": None, "errors": {}, "values": {}}
+    )
 
 
 @router.post("/patients/new")
 def patient_new_submit(request: Request, db: Db, principal: PageUser, values: FormValues) -> Response:
     """Create the patient and open their profile."""
     try:
-        body = PatientCreate.model_validate(_clean(values, PatientCreate))
+        body = PatientCreate.model_validate(clean_form(values, PatientCreate))
         patient = patients.create_patient(db, principal, body.changes())
     except (ValidationError, DomainError) as exc:
         db.rollback()
-        errors = _field_errors(exc) if isinstance(exc, ValidationError) else _domain_errors(exc)
+        errors = form_field_errors(exc) if isinstance(exc, ValidationError) else domain_field_errors(exc)
         context = {"patient": None, "errors": errors, "values": values}
-        return _page(request, db, principal, "patients/edit.html", context, 422)
+        return render_page(request, db, principal, "patients/edit.html", context, 422)
     db.commit()
     return redirect(f"/patients/{patient.id}?saved=1")
 
@@ -469,7 +381,7 @@ def patient_view(
     patient = patients.get_patient(db, principal, patient_id)
     team = patients.care_team(db, principal, patient_id)
     db.commit()
-    return _page(
+    return render_page(
         request, db, principal, "patients/view.html", {"patient": patient, "team": team, "saved": saved}
     )
 
@@ -479,7 +391,7 @@ def patient_edit_form(request: Request, db: Db, principal: PageUser, patient_id:
     """Edit a profile."""
     patient = patients.get_patient(db, principal, patient_id)
     db.commit()
-    return _page(
+    return render_page(
         request, db, principal, "patients/edit.html", {"patient": patient, "errors": {}, "values": {}}
     )
 
@@ -490,7 +402,7 @@ def patient_edit_submit(
 ) -> Response:
     """Save the profile."""
     try:
-        body = PatientFields.model_validate(_clean(values, PatientFields))
+        body = PatientFields.model_validate(clean_form(values, PatientFields))
         changes = {
             k: v
             for k, v in body.changes().items()
@@ -501,11 +413,11 @@ def patient_edit_submit(
         db.rollback()
         if isinstance(exc, DomainError) and exc.status == 404:
             raise
-        errors = _field_errors(exc) if isinstance(exc, ValidationError) else _domain_errors(exc)
+        errors = form_field_errors(exc) if isinstance(exc, ValidationError) else domain_field_errors(exc)
         patient = patients.get_patient(db, principal, patient_id)
         db.commit()
         context = {"patient": patient, "errors": errors, "values": values}
-        return _page(request, db, principal, "patients/edit.html", context, 422)
+        return render_page(request, db, principal, "patients/edit.html", context, 422)
     db.commit()
     return redirect(f"/patients/{patient_id}?saved=1")
 
@@ -518,7 +430,7 @@ def my_access(request: Request, db: Db, principal: PageUser, cursor: str | None 
     page = patients.access_history(db, principal, principal.patient_id, limit=25, cursor=cursor)
     db.commit()
     next_url = f"/me/access?cursor={page.next_cursor}" if page.next_cursor else ""
-    return _page(request, db, principal, "patients/access.html", {"page": page, "next_url": next_url})
+    return render_page(request, db, principal, "patients/access.html", {"page": page, "next_url": next_url})
 
 
 # --- administration ---------------------------------------------------------------------------------------
@@ -547,7 +459,7 @@ def users(
         "created": request.query_params.get("created"),
     }
     template = "admin/_users_table.html" if request.headers.get("hx-request") else "admin/users.html"
-    return _page(request, db, principal, template, context)
+    return render_page(request, db, principal, template, context)
 
 
 STAFF_ROLE_CHOICES = ("admin", "doctor", "nurse", "bloodbank_staff", "pharmacist")
@@ -558,7 +470,7 @@ def user_new_form(request: Request, db: Db, principal: PageUser) -> Response:
     """Create a staff account."""
     if not has_perm(principal, Perm.USER_MANAGE):
         raise Forbidden("Only administrators manage staff.")
-    return _page(
+    return render_page(
         request,
         db,
         principal,
@@ -571,7 +483,7 @@ def user_new_form(request: Request, db: Db, principal: PageUser) -> Response:
 def user_new_submit(request: Request, db: Db, principal: PageUser, values: FormValues) -> Response:
     """Save the new account; the person enrols MFA at first sign-in."""
     try:
-        body = StaffCreateIn.model_validate(_clean(values, StaffCreateIn))
+        body = StaffCreateIn.model_validate(clean_form(values, StaffCreateIn))
         user = service.create_staff(
             db,
             principal,
@@ -582,9 +494,9 @@ def user_new_submit(request: Request, db: Db, principal: PageUser, values: FormV
         )
     except (ValidationError, DomainError) as exc:
         db.rollback()
-        errors = _field_errors(exc) if isinstance(exc, ValidationError) else _domain_errors(exc)
+        errors = form_field_errors(exc) if isinstance(exc, ValidationError) else domain_field_errors(exc)
         context = {"errors": errors, "values": values, "roles": STAFF_ROLE_CHOICES}
-        return _page(request, db, principal, "admin/user_new.html", context, 422)
+        return render_page(request, db, principal, "admin/user_new.html", context, 422)
     db.commit()
     return redirect(f"/admin/users?created={quote(user.email)}")
 
@@ -643,13 +555,13 @@ def audit_viewer(
         if exc.status != 422:
             raise
         db.rollback()
-        errors = _domain_errors(exc)
+        errors = domain_field_errors(exc)
         page = patients.search_audit(db, principal, limit=30)
     db.commit()
     next_url = (
         f"/admin/audit?{urlencode({**filters, 'cursor': page.next_cursor})}" if page.next_cursor else ""
     )
-    return _page(
+    return render_page(
         request,
         db,
         principal,
@@ -674,7 +586,7 @@ def job_status(request: Request, db: Db, principal: PageUser, job_id: uuid.UUID)
     job = jobs.get_job(db, principal, job_id)
     view = jobs.job_view(job)
     template = "jobs/_status.html" if request.headers.get("hx-request") else "jobs/status.html"
-    return _page(request, db, principal, template, {"job": view})
+    return render_page(request, db, principal, template, {"job": view})
 
 
 # --- notifications and account ----------------------------------------------------------------------------
@@ -693,7 +605,7 @@ def notifications(request: Request, db: Db, principal: PageUser) -> Response:
         .scalars()
         .all()
     )
-    return _page(request, db, principal, "notifications.html", {"items": rows})
+    return render_page(request, db, principal, "notifications.html", {"items": rows})
 
 
 @router.post("/notifications/read")
@@ -717,7 +629,7 @@ def security(request: Request, db: Db, principal: PageUser) -> Response:
         "codes_left": service.remaining_recovery_codes(db, principal),
         "message": request.query_params.get("message", ""),
     }
-    return _page(request, db, principal, "account/security.html", context)
+    return render_page(request, db, principal, "account/security.html", context)
 
 
 @router.post("/account/password")
@@ -733,11 +645,11 @@ def password_change(request: Request, db: Db, principal: PageUser, values: FormV
         context = {
             "me": me,
             "sessions": service.list_sessions(db, principal),
-            "errors": _domain_errors(exc),
+            "errors": domain_field_errors(exc),
             "codes_left": service.remaining_recovery_codes(db, principal),
             "message": "",
         }
-        return _page(request, db, principal, "account/security.html", context, exc.status)
+        return render_page(request, db, principal, "account/security.html", context, exc.status)
     db.commit()
     return redirect("/account/security?message=Password+changed")
 
@@ -759,7 +671,7 @@ def mfa_enrol_form(request: Request, db: Db, principal: PartialPageUser) -> Resp
     enrolment = service.start_mfa_enrolment(db, principal)
     db.commit()
     stage = request.state.resolved.stage
-    return _page(
+    return render_page(
         request,
         db,
         principal,
@@ -777,10 +689,10 @@ def mfa_enrol_submit(request: Request, db: Db, principal: PartialPageUser, value
         db.rollback()
         enrolment = service.start_mfa_enrolment(db, principal)
         db.commit()
-        context = {"enrolment": enrolment, "errors": _domain_errors(exc), "codes": None, "forced": False}
-        return _page(request, db, principal, "account/mfa.html", context, exc.status)
+        context = {"enrolment": enrolment, "errors": domain_field_errors(exc), "codes": None, "forced": False}
+        return render_page(request, db, principal, "account/mfa.html", context, exc.status)
     db.commit()
-    return _page(
+    return render_page(
         request,
         db,
         principal,
@@ -794,7 +706,7 @@ def recovery_codes(request: Request, db: Db, principal: PageUser) -> Response:
     """Replace the recovery codes and show the new ones once."""
     codes = service.regenerate_recovery_codes(db, principal)
     db.commit()
-    return _page(
+    return render_page(
         request,
         db,
         principal,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from caresync import __version__
 from caresync.core.auth import Principal
 from caresync.identity.rules import format_health_id
+from caresync.scheduling.rules import INSURANCE_PLANS, LANGUAGES, SPECIALTIES
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -32,9 +34,13 @@ ROLE_LABELS = {
 NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ("Dashboard", "/", "layout-dashboard", frozenset(ROLE_LABELS)),
     ("Patients", "/patients", "users", frozenset({"doctor", "nurse"})),
+    ("Find a doctor", "/doctors", "stethoscope", frozenset({"patient"})),
+    ("My appointments", "/appointments", "calendar", frozenset({"patient"})),
+    ("Clinic day", "/schedule/day", "calendar-event", frozenset({"doctor", "nurse"})),
     ("My profile", "/me/profile", "id-badge-2", frozenset({"patient"})),
     ("Who saw my data", "/me/access", "eye", frozenset({"patient"})),
     ("Staff", "/admin/users", "user-cog", frozenset({"admin"})),
+    ("Working hours", "/admin/schedules", "clock", frozenset({"admin"})),
     ("Audit log", "/admin/audit", "shield-check", frozenset({"admin"})),
     ("Notifications", "/notifications", "bell", frozenset(ROLE_LABELS)),
     ("Security", "/account/security", "lock", frozenset(ROLE_LABELS)),
@@ -56,6 +62,10 @@ TEMPLATES.env.filters["iso"] = _iso
 TEMPLATES.env.filters["age"] = _age
 TEMPLATES.env.filters["health_id"] = format_health_id
 TEMPLATES.env.filters["role_label"] = lambda r: ROLE_LABELS.get(r, r)
+TEMPLATES.env.filters["specialty_name"] = lambda code: SPECIALTIES.get(code, code)
+TEMPLATES.env.filters["plan_name"] = lambda code: INSURANCE_PLANS.get(code, code)
+TEMPLATES.env.filters["language_name"] = lambda code: LANGUAGES.get(code, code)
+TEMPLATES.env.filters["fromjson"] = json.loads
 TEMPLATES.env.globals["version"] = __version__
 
 

@@ -1,0 +1,2 @@
+"""Calendar feeds: private, revocable iCalendar (RFC 5545) subscription URLs and per-appointment ``.ics``
+files."""

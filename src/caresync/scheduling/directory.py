@@ -1,0 +1,293 @@
+"""The provider directory: practitioner profiles and search by free text, specialty, insurance plan,
+language, consultation mode, distance from the patient (nearest first) and "a free slot before a date".
+
+Filters run in SQL; distance is computed in Python over the filtered candidates' locations (a few thousand
+rows at most per organisation network), which keeps the query portable across SQLite and PostgreSQL.
+``next_free_slot_at`` is a stored value kept fresh by bookings and schedule changes; a value that time has
+overtaken is recomputed for the rows on the page being shown."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.orm import Session
+
+from caresync.core.auth import Principal
+from caresync.core.errors import NotFound, ValidationFailed
+from caresync.core.pagination import MAX_LIMIT
+from caresync.core.rbac import Perm, require
+from caresync.db import utcnow
+from caresync.identity.models import Patient
+from caresync.scheduling import availability
+from caresync.scheduling.models import (
+    Location,
+    Practitioner,
+    PractitionerInsurance,
+    PractitionerLanguage,
+    PractitionerSpecialty,
+    Schedule,
+)
+from caresync.scheduling.rules import INSURANCE_PLANS, LANGUAGES, SPECIALTIES, ConsultationMode, distance_km
+
+SORTS = ("relevance", "distance", "next_free", "name")
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """Directory search criteria (all optional)."""
+
+    q: str = ""
+    specialty: str = ""
+    insurance: str = ""
+    language: str = ""
+    mode: str = ""
+    free_before: date | None = None
+    near: tuple[float, float] | None = None  # latitude, longitude
+    sort: str = "relevance"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A practitioner in search results: the profile, their nearest location and its distance, and the
+    next free slot."""
+
+    practitioner: Practitioner
+    location: Location | None
+    distance_km: float | None
+    next_free_slot_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Results:
+    """A page of hits, the total that matched, and the cursor of the next page."""
+
+    hits: list[Hit]
+    total: int
+    next_cursor: str | None
+    near: tuple[float, float] | None
+
+
+def _check_codes(query: SearchQuery) -> None:
+    for field, value, known in (
+        ("specialty", query.specialty, SPECIALTIES),
+        ("insurance", query.insurance, INSURANCE_PLANS),
+        ("language", query.language, LANGUAGES),
+    ):
+        if value and value not in known:
+            raise ValidationFailed(f"Unknown {field} {value!r}.", extra={"field": field})
+    if query.mode and query.mode not in {m.value for m in ConsultationMode}:
+        raise ValidationFailed("mode must be in-person or video.", extra={"field": "mode"})
+    if query.sort not in SORTS:
+        raise ValidationFailed(f"sort must be one of {', '.join(SORTS)}.", extra={"field": "sort"})
+
+
+def patient_home(session: Session, principal: Principal) -> tuple[float, float] | None:
+    """Where a signed-in patient lives (from their profile), if known."""
+    if principal.role != "patient" or principal.patient_id is None:
+        return None
+    patient = session.get(Patient, principal.patient_id)
+    if patient is None or patient.latitude is None or patient.longitude is None:
+        return None
+    return patient.latitude, patient.longitude
+
+
+def search(
+    session: Session,
+    principal: Principal,
+    query: SearchQuery,
+    *,
+    limit: int = 20,
+    cursor: str | None = None,
+    now: datetime | None = None,
+) -> Results:
+    """Search the directory. Relevance = distance when a location is known, else the next free slot."""
+    require(session, principal, Perm.DIRECTORY_READ, "directory.search")
+    _check_codes(query)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}.", extra={"field": "limit"})
+    now = now or utcnow()
+    near = query.near or patient_home(session, principal)
+    rows = session.execute(_filtered(query, now)).scalars().all()
+    nearest = _nearest_locations(session, [p.id for p in rows], near)
+    hits = []
+    for practitioner in rows:
+        location, distance = nearest.get(practitioner.id, (None, None))
+        hits.append(Hit(practitioner, location, distance, practitioner.next_free_slot_at))
+    sort = query.sort if query.sort != "relevance" else ("distance" if near else "next_free")
+    hits.sort(key=_sort_key(sort))
+    offset = _decode(cursor)
+    page = hits[offset : offset + limit]
+    page = [_fresh(session, hit, now) for hit in page]
+    next_cursor = _encode(offset + limit) if offset + limit < len(hits) else None
+    return Results(hits=page, total=len(hits), next_cursor=next_cursor, near=near)
+
+
+def _filtered(query: SearchQuery, now: datetime) -> Select[Practitioner]:
+    statement = select(Practitioner).where(
+        exists().where(Schedule.practitioner_id == Practitioner.id)  # listed once they have working hours
+    )
+    for term in query.q.lower().split():
+        statement = statement.where(Practitioner.search_text.like(f"%{_escape(term)}%", escape="\\"))
+    if query.specialty:
+        statement = statement.where(
+            exists().where(
+                PractitionerSpecialty.practitioner_id == Practitioner.id,
+                PractitionerSpecialty.code == query.specialty,
+            )
+        )
+    if query.insurance:
+        statement = statement.where(
+            exists().where(
+                PractitionerInsurance.practitioner_id == Practitioner.id,
+                PractitionerInsurance.plan == query.insurance,
+            )
+        )
+    if query.language:
+        statement = statement.where(
+            exists().where(
+                PractitionerLanguage.practitioner_id == Practitioner.id,
+                PractitionerLanguage.code == query.language,
+            )
+        )
+    if query.mode == ConsultationMode.VIDEO.value:
+        statement = statement.where(Practitioner.video.is_(True))
+    elif query.mode == ConsultationMode.IN_PERSON.value:
+        statement = statement.where(Practitioner.in_person.is_(True))
+    if query.free_before:
+        before = datetime.combine(query.free_before, time(), tzinfo=now.tzinfo)
+        statement = statement.where(
+            Practitioner.next_free_slot_at.is_not(None), Practitioner.next_free_slot_at < before
+        )
+    return statement
+
+
+def _escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _nearest_locations(
+    session: Session, practitioner_ids: list[uuid.UUID], near: tuple[float, float] | None
+) -> dict[uuid.UUID, tuple[Location, float | None]]:
+    """Each practitioner's nearest working location (or any, without a reference point) and distance."""
+    if not practitioner_ids:
+        return {}
+    pairs = session.execute(
+        select(Schedule.practitioner_id, Location)
+        .join(Location, Location.id == Schedule.location_id)
+        .where(Schedule.practitioner_id.in_(practitioner_ids))
+        .distinct()
+    ).all()
+    best: dict[uuid.UUID, tuple[Location, float | None]] = {}
+    for practitioner_id, location in pairs:
+        distance = None
+        if near and location.latitude is not None and location.longitude is not None:
+            distance = round(distance_km(near[0], near[1], location.latitude, location.longitude), 1)
+        current = best.get(practitioner_id)
+        if current is None or (distance is not None and (current[1] is None or distance < current[1])):
+            best[practitioner_id] = (location, distance)
+    return best
+
+
+FAR = float("inf")
+NEVER = datetime.max.replace(tzinfo=None)
+
+
+def _sort_key(sort: str) -> Callable[[Hit], Any]:
+    def free(hit: Hit) -> datetime:
+        return hit.next_free_slot_at.replace(tzinfo=None) if hit.next_free_slot_at else NEVER
+
+    def name(hit: Hit) -> tuple[str, str]:
+        return (hit.practitioner.display_name.lower(), str(hit.practitioner.id))
+
+    if sort == "distance":
+        return lambda h: (h.distance_km if h.distance_km is not None else FAR, free(h), name(h))
+    if sort == "next_free":
+        return lambda h: (free(h), h.distance_km if h.distance_km is not None else FAR, name(h))
+    return name
+
+
+def _fresh(session: Session, hit: Hit, now: datetime) -> Hit:
+    """Recompute a next free slot that time has overtaken (it started already)."""
+    stored = hit.next_free_slot_at
+    if stored is None or stored > now:
+        return hit
+    fresh = availability.refresh_next_free(session, hit.practitioner.id, now)
+    return Hit(hit.practitioner, hit.location, hit.distance_km, fresh)
+
+
+def _encode(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+
+
+def _decode(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        offset = int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["o"])
+    except (ValueError, KeyError, TypeError):
+        raise ValidationFailed(
+            "The cursor is invalid; start again from the first page.", extra={"field": "cursor"}
+        ) from None
+    if offset < 0:
+        raise ValidationFailed(
+            "The cursor is invalid; start again from the first page.", extra={"field": "cursor"}
+        )
+    return offset
+
+
+def get_practitioner(session: Session, principal: Principal, practitioner_id: uuid.UUID) -> Practitioner:
+    """One directory profile."""
+    require(session, principal, Perm.DIRECTORY_READ, "directory.read")
+    practitioner = session.get(Practitioner, practitioner_id)
+    if practitioner is None:
+        raise NotFound("No such practitioner.")
+    return practitioner
+
+
+def practitioner_locations(session: Session, practitioner_id: uuid.UUID) -> list[Location]:
+    """Where the practitioner works (from their schedules)."""
+    return list(
+        session.execute(
+            select(Location)
+            .where(
+                exists().where(
+                    Schedule.location_id == Location.id, Schedule.practitioner_id == practitioner_id
+                )
+            )
+            .order_by(Location.name)
+        ).scalars()
+    )
+
+
+def slots_for(
+    session: Session, principal: Principal, practitioner_id: uuid.UUID, first_day: date, last_day: date
+) -> list[availability.Slot]:
+    """A practitioner's free slots in a date range (at most ``MAX_RANGE_DAYS`` days)."""
+    get_practitioner(session, principal, practitioner_id)
+    if last_day < first_day:
+        raise ValidationFailed("The end date must not be before the start date.", extra={"field": "end"})
+    if (last_day - first_day).days > availability.MAX_RANGE_DAYS:
+        raise ValidationFailed(
+            f"Ask for at most {availability.MAX_RANGE_DAYS} days at a time.", extra={"field": "end"}
+        )
+    return availability.free_slots(session, practitioner_id, first_day, last_day)
+
+
+def profile_for_user(session: Session, user_id: uuid.UUID | None) -> Practitioner | None:
+    """The directory profile of a signed-in practitioner, if they have one."""
+    if user_id is None:
+        return None
+    return session.execute(select(Practitioner).where(Practitioner.user_id == user_id)).scalar_one_or_none()
+
+
+def search_text_for(display_name: str, title: str, specialties: list[str], bio: str) -> str:
+    """What free-text search matches: name, title, specialty names and the biography, lower-cased."""
+    names = [SPECIALTIES.get(code, code) for code in specialties]
+    return " ".join((display_name, title, *names, *specialties, bio)).lower()

@@ -81,9 +81,11 @@ class SchedulingFactory:
         insurance: tuple[str, ...] = ("sns",),
         video: bool = False,
         full_name: str | None = None,
+        person: Person | None = None,
     ) -> Clinician:
-        """A staff member of ``role`` with a directory profile (no working hours yet)."""
-        person = self.make.staff(role, org, full_name=full_name)
+        """A staff member of ``role`` (or the given ``person``) with a directory profile (no working hours
+        yet)."""
+        person = person or self.make.staff(role, org, full_name=full_name)
         with transaction(session_factory()) as s:
             practitioner = Practitioner(
                 user_id=person.id,

@@ -126,9 +126,10 @@ def me(principal: PartialUser, request: Request, db: Db) -> MeOut:
 def mfa_challenge(body: OtpIn, principal: PartialUser, request: Request, db: Db) -> MeOut:
     """Complete sign-in with a TOTP or recovery code."""
     service.complete_mfa(db, principal, body.code)
-    db.commit()
     user = service.get_me(db, principal)
-    return MeOut(**UserOut.model_validate(user).model_dump(), patient_id=principal.patient_id)
+    out = MeOut(**UserOut.model_validate(user).model_dump(), patient_id=principal.patient_id)
+    db.commit()
+    return out
 
 
 @auth.post("/mfa/enrol", response_model=MfaEnrolOut)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,7 +25,13 @@ from caresync.scheduling.models import (
     PractitionerSpecialty,
     Schedule,
 )
-from caresync.scheduling.rules import INSURANCE_PLANS, AppointmentStatus, ConsultationMode, plan_for_insurer
+from caresync.scheduling.rules import (
+    INSURANCE_PLANS,
+    AppointmentStatus,
+    ConsultationMode,
+    Slot,
+    plan_for_insurer,
+)
 
 TIMEZONE = "Europe/Lisbon"
 # The demo doctor (the first doctor of the first hospital) is a cardiologist, so the tour "find a
@@ -83,11 +90,12 @@ def load(
             session.add_all(_week(rng, practitioner, location))
             practitioners.append(practitioner)
     session.flush()
-    cared = {(link.patient_id, link.practitioner_id) for link in links}
+    diary = _Diary(
+        session, rng, patients, links, cared={(link.patient_id, link.practitioner_id) for link in links}
+    )
     count = 0
     for index, practitioner in enumerate(practitioners):
-        tour_patient = patients[0] if index == 0 else None
-        count += _appointments(session, rng, practitioner, patients, now, links, cared, tour_patient)
+        count += diary.fill(practitioner, now, tour_patient=patients[0] if index == 0 else None)
     session.flush()
     for practitioner in practitioners:
         slot = next_free_slot(session, practitioner.id, now)
@@ -146,101 +154,93 @@ def _week(rng: random.Random, practitioner: Practitioner, location: Location) ->
     return rows
 
 
-def _appointments(
-    session: Session,
-    rng: random.Random,
-    practitioner: Practitioner,
-    patients: list[Patient],
-    now: datetime,
-    links: list[CareRelationship],
-    cared: set[tuple[uuid.UUID, uuid.UUID]],
-    tour_patient: Patient | None,
-) -> int:
-    """Past visits (mostly fulfilled, some missed) and upcoming bookings; ``tour_patient`` gets the first
-    upcoming slot after tomorrow."""
-    zone = ZoneInfo(TIMEZONE)
-    today = now.astimezone(zone).date()
-    past_start = now - timedelta(days=PAST_DAYS)
-    created = 0
-    # Past visits: the slots the schedule had (free_slots with not_before in the past), mostly fulfilled.
-    for slot in free_slots(session, practitioner.id, today - timedelta(days=PAST_DAYS), today, past_start):
-        if slot.start >= now or rng.random() > BOOKED_SHARE:
-            continue
-        status = AppointmentStatus.NOSHOW if rng.random() < 0.08 else AppointmentStatus.FULFILLED
-        _book(
-            session,
-            rng,
-            practitioner,
-            rng.choice(patients),
-            slot.start,
-            slot.end,
-            slot.location_id,
-            status,
-            links,
-            cared,
-        )
-        created += 1
-    upcoming = free_slots(session, practitioner.id, today, today + timedelta(days=14), now)
-    for slot in upcoming:
-        tour = tour_patient is not None and slot.start > now + timedelta(days=2)
-        if tour or rng.random() < BOOKED_SHARE:
-            patient = tour_patient if tour and tour_patient else rng.choice(patients)
-            _book(
-                session,
-                rng,
-                practitioner,
-                patient,
-                slot.start,
-                slot.end,
-                slot.location_id,
-                AppointmentStatus.BOOKED,
-                links,
-                cared,
-            )
-            created += 1
-            if tour:
-                tour_patient = None
-    return created
+@dataclass
+class _Diary:
+    """Books demo appointments: never two at once for one patient, and a care relationship for every new
+    patient and doctor pair (appended to the demo's ``links``)."""
 
+    session: Session
+    rng: random.Random
+    patients: list[Patient]
+    links: list[CareRelationship]
+    cared: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)
+    busy: dict[uuid.UUID, list[tuple[datetime, datetime]]] = field(default_factory=dict)
 
-def _book(
-    session: Session,
-    rng: random.Random,
-    practitioner: Practitioner,
-    patient: Patient,
-    start: datetime,
-    end: datetime,
-    location_id: uuid.UUID | None,
-    status: AppointmentStatus,
-    links: list[CareRelationship],
-    cared: set[tuple[uuid.UUID, uuid.UUID]],
-) -> None:
-    session.add(
-        Appointment(
-            id=_uuid(rng),
-            patient_id=patient.id,
-            practitioner_id=practitioner.id,
-            location_id=location_id,
-            start_at=start,
-            end_at=end,
-            status=status.value,
-            mode=ConsultationMode.IN_PERSON.value,
-            reason=rng.choice(REASONS),
-            fulfilled_at=end if status == AppointmentStatus.FULFILLED else None,
-        )
-    )
-    if (patient.id, practitioner.user_id) not in cared:
-        cared.add((patient.id, practitioner.user_id))
-        links.append(
-            CareRelationship(
-                id=_uuid(rng),
+    def free_patient(self, start: datetime, end: datetime) -> Patient | None:
+        """A random patient with nothing else at that time (``None`` after a few tries)."""
+        for _ in range(8):
+            patient = self.rng.choice(self.patients)
+            if self.is_free(patient, start, end):
+                return patient
+        return None
+
+    def is_free(self, patient: Patient, start: datetime, end: datetime) -> bool:
+        """Whether the patient has no appointment overlapping ``[start, end)``."""
+        return all(end <= s or start >= e for s, e in self.busy.get(patient.id, []))
+
+    def book(
+        self, practitioner: Practitioner, patient: Patient, slot: Slot, status: AppointmentStatus
+    ) -> None:
+        """Add the appointment (and the care relationship it implies)."""
+        self.busy.setdefault(patient.id, []).append((slot.start, slot.end))
+        self.session.add(
+            Appointment(
+                id=_uuid(self.rng),
                 patient_id=patient.id,
-                practitioner_id=practitioner.user_id,
-                organisation_id=practitioner.organisation_id,
-                reason="appointment",
-                created_at=start,
+                practitioner_id=practitioner.id,
+                location_id=slot.location_id,
+                start_at=slot.start,
+                end_at=slot.end,
+                status=status.value,
+                mode=ConsultationMode.IN_PERSON.value,
+                reason=self.rng.choice(REASONS),
+                fulfilled_at=slot.end if status == AppointmentStatus.FULFILLED else None,
             )
         )
+        if (patient.id, practitioner.user_id) not in self.cared:
+            self.cared.add((patient.id, practitioner.user_id))
+            self.links.append(
+                CareRelationship(
+                    id=_uuid(self.rng),
+                    patient_id=patient.id,
+                    practitioner_id=practitioner.user_id,
+                    organisation_id=practitioner.organisation_id,
+                    reason="appointment",
+                    created_at=slot.start,
+                )
+            )
+
+    def fill(self, practitioner: Practitioner, now: datetime, tour_patient: Patient | None) -> int:
+        """Past visits (mostly fulfilled, some missed) and upcoming bookings; ``tour_patient`` gets the
+        first free slot more than two days ahead. Returns how many appointments were added."""
+        today = now.astimezone(ZoneInfo(TIMEZONE)).date()
+        past = free_slots(
+            self.session,
+            practitioner.id,
+            today - timedelta(days=PAST_DAYS),
+            today,
+            now - timedelta(days=PAST_DAYS),
+        )
+        upcoming = free_slots(self.session, practitioner.id, today, today + timedelta(days=14), now)
+        created = 0
+        for slot in [s for s in past if s.start < now] + upcoming:
+            tour = tour_patient is not None and slot.start > now + timedelta(days=2)
+            if tour and tour_patient is not None and self.is_free(tour_patient, slot.start, slot.end):
+                patient: Patient | None = tour_patient
+                tour_patient = None
+            elif self.rng.random() < BOOKED_SHARE:
+                patient = self.free_patient(slot.start, slot.end)
+            else:
+                continue
+            if patient is None:
+                continue
+            if slot.start >= now:
+                status = AppointmentStatus.BOOKED
+            else:
+                status = AppointmentStatus.NOSHOW if self.rng.random() < 0.08 else AppointmentStatus.FULFILLED
+            self.book(practitioner, patient, slot, status)
+            created += 1
+        return created
 
 
 REASONS = (

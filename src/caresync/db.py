@@ -10,7 +10,7 @@ import fcntl
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -56,6 +56,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sql_in(column: str, values: Iterable[object]) -> str:
+    """``column IN ('a', 'b', …)`` for a CHECK constraint or a partial index (values are our own codes)."""
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
 
 
 class Base(DeclarativeBase):
@@ -167,6 +173,25 @@ class WriterLock:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory whose objects stay readable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once, after the session's current outermost transaction commits; never if it rolls
+    back. (SQLAlchemy also fires ``after_commit`` when a savepoint is released, which is too early: the
+    data is not committed yet, and on SQLite the write lock is still held.)"""
+    armed = [True]
+
+    def committed(current: Session) -> None:
+        if armed[0] and not current.in_nested_transaction():
+            armed[0] = False
+            callback()
+
+    def rolled_back(_current: Session, previous: Any) -> None:
+        if not previous.nested:
+            armed[0] = False
+
+    event.listen(session, "after_commit", committed)
+    event.listen(session, "after_soft_rollback", rolled_back)
 
 
 @contextmanager

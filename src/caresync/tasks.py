@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-JOB_MODULES = ("caresync.core.notify", "caresync.core.audit")
+JOB_MODULES = (
+    "caresync.core.notify",
+    "caresync.core.audit",
+    "caresync.scheduling.jobs",
+    "caresync.scheduling.queue.jobs",
+)
 
 
 def load_all() -> None:

@@ -7,7 +7,8 @@ doctor of another hospital: no role of the cast may see it (404, with the same b
 response may contain that patient's name or Health ID.
 
 Routes that change state get a fresh object per call (``Case.target`` builds it), so every role meets the
-same situation. The table must name every route the app serves under ``/api/v1/scheduling``
+same situation. Together with the calendar and queue tables (``tests/scheduling/test_calendar.py``,
+``test_queue.py``), the table must name every route the app serves under ``/api/v1/scheduling``
 (``test_matrix_covers_every_scheduling_route``).
 """
 
@@ -191,9 +192,20 @@ def scheduling_routes(app: Any) -> set[tuple[str, str]]:
 
 
 def test_matrix_covers_every_scheduling_route(app: Any) -> None:
+    """Every route is in this matrix or in the matrix of its sub-area (calendar feeds, clinic queue), each
+    of which runs its own table."""
+    from tests.scheduling.test_calendar import CALENDAR_ROUTES
+    from tests.scheduling.test_queue import QUEUE_ROUTES
+
+    queue = {  # its paths are relative, with shorter parameter names
+        (method, f"{PREFIX}queue{path}".replace("{loc}", "{location_id}").replace("{entry}", "{entry_id}"))
+        for method, path in QUEUE_ROUTES
+    }
+    api_feeds = {route for route in CALENDAR_ROUTES if route[1].startswith(PREFIX)}  # not the public feed URL
+    covered = set(CASES) | api_feeds | queue
     served = scheduling_routes(app)
-    missing = sorted(served - set(CASES))
-    stale = sorted(set(CASES) - served)
+    missing = sorted(served - covered)
+    stale = sorted(covered - served)
     assert not missing, f"add these routes to the scheduling permission matrix: {missing}"
     assert not stale, f"these matrix rows name routes that no longer exist: {stale}"
 

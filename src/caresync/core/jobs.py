@@ -17,14 +17,14 @@ from datetime import datetime
 from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, event
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from caresync.config import Settings, get_settings
 from caresync.core import realtime
 from caresync.core.auth import Principal
 from caresync.core.errors import NotFound
-from caresync.db import Base, IdMixin, UTCDateTime, session_factory, transaction, utcnow
+from caresync.db import Base, IdMixin, UTCDateTime, on_commit, session_factory, transaction, utcnow
 
 log = logging.getLogger(__name__)
 STATUSES = ("queued", "running", "succeeded", "failed")
@@ -135,11 +135,7 @@ def submit(session: Session, owner: Principal, task: Any, **kwargs: Any) -> Job:
     session.add(job)
     session.flush()
     job_id = str(job.id)
-
-    def enqueue(_session: Session) -> None:
-        task(job_id, kwargs)
-
-    event.listen(session, "after_commit", enqueue, once=True)
+    on_commit(session, lambda: task(job_id, kwargs))
     return job
 
 

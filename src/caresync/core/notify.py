@@ -14,7 +14,6 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from sqlalchemy import ForeignKey, String, Text, func, select, update
-from sqlalchemy import event as sqla_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from caresync.config import get_settings
@@ -22,7 +21,7 @@ from caresync.core import realtime
 from caresync.core.auth import Principal
 from caresync.core.errors import NotFound
 from caresync.core.jobs import JobContext, job_task, submit
-from caresync.db import Base, IdMixin, UTCDateTime, utcnow
+from caresync.db import Base, IdMixin, UTCDateTime, on_commit, utcnow
 
 
 class Notification(IdMixin, Base):
@@ -48,7 +47,7 @@ def notify(
     session.flush()
     event = {"type": "notification", "id": str(note.id), "title": title, "link": link}
     # Push only once the notification is really there: a rolled-back change must not announce anything.
-    sqla_event.listen(session, "after_commit", lambda _s: realtime.publish(user_id, event), once=True)
+    on_commit(session, lambda: realtime.publish(user_id, event))
     return note
 
 

@@ -20,20 +20,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from caresync.db import Base, IdMixin, TimestampMixin, UTCDateTime
+from caresync.db import Base, IdMixin, TimestampMixin, UTCDateTime, sql_in
 from caresync.identity.rules import BLOOD_GROUPS, SEXES, STAFF_ROLES, OrganisationKind, Role
-
-
-def _in(column: str, values: object) -> str:
-    quoted = ", ".join(f"'{v}'" for v in values)  # type: ignore[attr-defined]
-    return f"{column} IN ({quoted})"
 
 
 class Organisation(IdMixin, TimestampMixin, Base):
     """A hospital, clinic, blood bank or pharmacy."""
 
     __tablename__ = "organisations"
-    __table_args__ = (CheckConstraint(_in("kind", [k.value for k in OrganisationKind]), name="kind"),)
+    __table_args__ = (CheckConstraint(sql_in("kind", [k.value for k in OrganisationKind]), name="kind"),)
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -50,9 +45,9 @@ class User(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(_in("role", [r.value for r in Role]), name="role"),
+        CheckConstraint(sql_in("role", [r.value for r in Role]), name="role"),
         CheckConstraint(
-            f"NOT ({_in('role', [r.value for r in STAFF_ROLES])}) OR organisation_id IS NOT NULL",
+            f"NOT ({sql_in('role', [r.value for r in STAFF_ROLES])}) OR organisation_id IS NOT NULL",
             name="staff_have_organisation",
         ),
         CheckConstraint("failed_logins >= 0", name="failed_logins_non_negative"),
@@ -127,8 +122,8 @@ class Patient(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "patients"
     __table_args__ = (
-        CheckConstraint(_in("sex", SEXES), name="sex"),
-        CheckConstraint(f"blood_group IS NULL OR {_in('blood_group', BLOOD_GROUPS)}", name="blood_group"),
+        CheckConstraint(sql_in("sex", SEXES), name="sex"),
+        CheckConstraint(f"blood_group IS NULL OR {sql_in('blood_group', BLOOD_GROUPS)}", name="blood_group"),
         CheckConstraint("latitude IS NULL OR (latitude BETWEEN -90 AND 90)", name="latitude"),
         CheckConstraint("longitude IS NULL OR (longitude BETWEEN -180 AND 180)", name="longitude"),
         Index("ix_patients_name", "family_name", "given_name"),

@@ -87,7 +87,7 @@ def create_patient(session: Session, principal: Principal, fields: dict[str, Any
     require(session, principal, Perm.PATIENT_CREATE, "patient.create")
     patient = new_patient(**fields)
     _add_with_unique_health_id(session, patient)
-    _link_care(session, patient.id, principal.user_id, principal.organisation_id, "registered the patient")
+    link_care(session, patient.id, principal.user_id, principal.organisation_id, "registered the patient")
     audit.record(
         session,
         principal,
@@ -106,13 +106,24 @@ def register_own_profile(session: Session, fields: dict[str, Any]) -> Patient:
     return patient
 
 
-def _link_care(
+def patient_by_health_id(session: Session, health_id: str) -> Patient | None:
+    """The patient with this Health ID (any formatting), or ``None``; 422 if it is not a valid Health ID
+    (wrong length or check digit). No permission check: callers decide what may follow a match."""
+    canonical = normalise_health_id(health_id)
+    if canonical is None:
+        raise ValidationFailed("That Health ID is not valid; check the digits.", extra={"field": "health_id"})
+    return session.execute(select(Patient).where(Patient.health_id == canonical)).scalar_one_or_none()
+
+
+def link_care(
     session: Session,
     patient_id: uuid.UUID,
     practitioner_id: uuid.UUID | None,
     organisation_id: uuid.UUID | None,
     reason: str,
 ) -> CareRelationship:
+    """Make (or re-activate) a clinician's care relationship with a patient, for an organisation. Callers
+    decide whether the reason justifies it (registration, a booking, a walk-in) and audit it."""
     assert practitioner_id is not None
     assert organisation_id is not None
     existing = session.execute(
@@ -267,10 +278,8 @@ def break_glass(session: Session, principal: Principal, health_id: str, reason: 
         raise ValidationFailed(
             "Give a reason of at least 10 characters; it is shown to the patient.", extra={"field": "reason"}
         )
+    patient = patient_by_health_id(session, health_id)
     canonical = normalise_health_id(health_id)
-    if canonical is None:
-        raise ValidationFailed("That Health ID is not valid; check the digits.", extra={"field": "health_id"})
-    patient = session.execute(select(Patient).where(Patient.health_id == canonical)).scalar_one_or_none()
     if patient is None:
         audit.record_and_commit(
             session,
@@ -345,7 +354,7 @@ def add_to_care_team(
         raise ValidationFailed(
             "Choose an active doctor or nurse of your organisation.", extra={"field": "practitioner_id"}
         )
-    link = _link_care(session, patient_id, colleague.id, colleague.organisation_id, reason or "added")
+    link = link_care(session, patient_id, colleague.id, colleague.organisation_id, reason or "added")
     audit.record(
         session,
         principal,

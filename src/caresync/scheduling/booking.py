@@ -19,9 +19,10 @@ from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, authorize_patient, has_perm, require
 from caresync.db import utcnow
-from caresync.identity.models import CareRelationship
+from caresync.identity import patients
 from caresync.scheduling import availability
 from caresync.scheduling.models import Appointment, ClinicSettings, Practitioner, WaitlistEntry
+from caresync.scheduling.queue import service as queue
 from caresync.scheduling.rules import (
     ACTIVE,
     AppointmentStatus,
@@ -137,24 +138,7 @@ def _refuse_patient_overlap(
 
 def _ensure_care(session: Session, practitioner: Practitioner, patient_id: uuid.UUID) -> None:
     """A booking makes the practitioner part of the patient's care team in their organisation."""
-    found = session.execute(
-        select(CareRelationship).where(
-            CareRelationship.patient_id == patient_id,
-            CareRelationship.practitioner_id == practitioner.user_id,
-        )
-    ).scalar_one_or_none()
-    if found is None:
-        session.add(
-            CareRelationship(
-                patient_id=patient_id,
-                practitioner_id=practitioner.user_id,
-                organisation_id=practitioner.organisation_id,
-                reason="appointment",
-                created_at=utcnow(),
-            )
-        )
-    elif found.ended_at is not None and found.organisation_id == practitioner.organisation_id:
-        found.ended_at = None
+    patients.link_care(session, patient_id, practitioner.user_id, practitioner.organisation_id, "appointment")
 
 
 # --- reading -----------------------------------------------------------------------------------------------
@@ -256,7 +240,9 @@ def _for_change(
     session: Session, principal: Principal, appointment_id: uuid.UUID, action: str
 ) -> Appointment:
     appointment = session.execute(
-        visible_appointments(principal).where(Appointment.id == appointment_id).with_for_update()
+        visible_appointments(principal)
+        .where(Appointment.id == appointment_id)
+        .with_for_update(of=Appointment)
     ).scalar()
     if appointment is None:
         audit.record_and_commit(
@@ -417,6 +403,8 @@ def progress(
     if stamp:
         setattr(appointment, stamp, now)
     session.flush()
+    if status == S.CHECKED_IN and appointment.location_id is not None and appointment.mode != "video":
+        queue.join_from_appointment(session, principal, appointment)  # checked in = waiting to be seen
     audit.record(
         session,
         principal,
@@ -551,7 +539,7 @@ def offer_freed_slot(
         )
         .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
         .limit(1)
-        .with_for_update()
+        .with_for_update(of=WaitlistEntry)
     ).scalar_one_or_none()
     if entry is None:
         return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, String, exists, select, type_coerce
 from sqlalchemy.orm import Session
 
 from caresync.core.auth import Principal
@@ -98,6 +98,17 @@ def patient_home(session: Session, principal: Principal) -> tuple[float, float] 
     return patient.latitude, patient.longitude
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """What ranking needs of a matching practitioner (full rows are loaded for the page only)."""
+
+    id: Any  # as the database returned it (see _candidates)
+    name: str
+    next_free: datetime | None
+    location_id: Any
+    distance_km: float | None
+
+
 def search(
     session: Session,
     principal: Principal,
@@ -107,32 +118,44 @@ def search(
     cursor: str | None = None,
     now: datetime | None = None,
 ) -> Results:
-    """Search the directory. Relevance = distance when a location is known, else the next free slot."""
+    """Search the directory. Relevance = distance when a location is known, else the next free slot.
+
+    Ranking works on a few columns of every match; full profiles are loaded for the page shown only."""
     require(session, principal, Perm.DIRECTORY_READ, "directory.search")
     _check_codes(query)
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}.", extra={"field": "limit"})
     now = now or utcnow()
     near = query.near or patient_home(session, principal)
-    rows = session.execute(_filtered(query, now)).scalars().all()
-    nearest = _nearest_locations(session, [p.id for p in rows], near)
-    hits = []
-    for practitioner in rows:
-        location, distance = nearest.get(practitioner.id, (None, None))
-        hits.append(Hit(practitioner, location, distance, practitioner.next_free_slot_at))
+    candidates = _candidates(session, _matching_ids(query, now), near)
     sort = query.sort if query.sort != "relevance" else ("distance" if near else "next_free")
-    hits.sort(key=_sort_key(sort))
+    candidates.sort(key=_sort_key(sort))
     offset = _decode(cursor)
-    page = hits[offset : offset + limit]
-    page = [_fresh(session, hit, now) for hit in page]
-    next_cursor = _encode(offset + limit) if offset + limit < len(hits) else None
-    return Results(hits=page, total=len(hits), next_cursor=next_cursor, near=near)
+    page = candidates[offset : offset + limit]
+    ids = [uuid.UUID(_hex(c.id)) for c in page]
+    profiles = {
+        p.id: p for p in session.execute(select(Practitioner).where(Practitioner.id.in_(ids))).scalars()
+    }
+    wanted = {uuid.UUID(_hex(c.location_id)) for c in page}
+    places = {
+        loc.id: loc for loc in session.execute(select(Location).where(Location.id.in_(wanted))).scalars()
+    }
+    hits = []
+    for candidate in page:
+        hit = Hit(
+            profiles[uuid.UUID(_hex(candidate.id))],
+            places.get(uuid.UUID(_hex(candidate.location_id))),
+            candidate.distance_km,
+            candidate.next_free,
+        )
+        hits.append(_fresh(session, hit, now))
+    next_cursor = _encode(offset + limit) if offset + limit < len(candidates) else None
+    return Results(hits=hits, total=len(candidates), next_cursor=next_cursor, near=near)
 
 
-def _filtered(query: SearchQuery, now: datetime) -> Select[Practitioner]:
-    statement = select(Practitioner).where(
-        exists().where(Schedule.practitioner_id == Practitioner.id)  # listed once they have working hours
-    )
+def _matching_ids(query: SearchQuery, now: datetime) -> Select[uuid.UUID]:
+    """The ids of practitioners matching every filter (listed once they have working hours)."""
+    statement = select(Practitioner.id).where(exists().where(Schedule.practitioner_id == Practitioner.id))
     for term in query.q.lower().split():
         statement = statement.where(Practitioner.search_text.like(f"%{_escape(term)}%", escape="\\"))
     if query.specialty:
@@ -172,44 +195,65 @@ def _escape(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _nearest_locations(
-    session: Session, practitioner_ids: list[uuid.UUID], near: tuple[float, float] | None
-) -> dict[uuid.UUID, tuple[Location, float | None]]:
-    """Each practitioner's nearest working location (or any, without a reference point) and distance."""
-    if not practitioner_ids:
-        return {}
-    pairs = session.execute(
-        select(Schedule.practitioner_id, Location)
+def _candidates(
+    session: Session, matching: Select[uuid.UUID], near: tuple[float, float] | None
+) -> list[_Candidate]:
+    """Each matching practitioner once, at their nearest working location (any, without a reference point).
+
+    One query of plain columns; ids stay as the database returns them (text on SQLite) and are turned into
+    UUIDs for the page only: parsing thousands of UUIDs per search would cost more than the query."""
+    practitioner_id = type_coerce(Practitioner.id, String).label("practitioner_id")
+    location_id = type_coerce(Location.id, String).label("location_id")
+    rows = session.execute(
+        select(
+            practitioner_id,
+            Practitioner.display_name,
+            Practitioner.next_free_slot_at,
+            location_id,
+            Location.latitude,
+            Location.longitude,
+        )
+        .join(Schedule, Schedule.practitioner_id == Practitioner.id)
         .join(Location, Location.id == Schedule.location_id)
-        .where(Schedule.practitioner_id.in_(practitioner_ids))
+        .where(Practitioner.id.in_(matching))
         .distinct()
     ).all()
-    best: dict[uuid.UUID, tuple[Location, float | None]] = {}
-    for practitioner_id, location in pairs:
+    best: dict[Any, _Candidate] = {}
+    for pid, name, next_free, lid, latitude, longitude in rows:
         distance = None
-        if near and location.latitude is not None and location.longitude is not None:
-            distance = round(distance_km(near[0], near[1], location.latitude, location.longitude), 1)
-        current = best.get(practitioner_id)
-        if current is None or (distance is not None and (current[1] is None or distance < current[1])):
-            best[practitioner_id] = (location, distance)
-    return best
+        if near and latitude is not None and longitude is not None:
+            distance = round(distance_km(near[0], near[1], latitude, longitude), 1)
+        current = best.get(pid)
+        if current is None or (
+            distance is not None and (current.distance_km is None or distance < current.distance_km)
+        ):
+            best[pid] = _Candidate(pid, name, next_free, lid, distance)
+    return list(best.values())
+
+
+def _hex(value: Any) -> str:
+    """A UUID as SQLite stores it (32 hex digits), whatever form the driver returned."""
+    return value.hex if isinstance(value, uuid.UUID) else str(value).replace("-", "")
 
 
 FAR = float("inf")
 NEVER = datetime.max.replace(tzinfo=None)
 
 
-def _sort_key(sort: str) -> Callable[[Hit], Any]:
-    def free(hit: Hit) -> datetime:
-        return hit.next_free_slot_at.replace(tzinfo=None) if hit.next_free_slot_at else NEVER
+def _sort_key(sort: str) -> Callable[[_Candidate], Any]:
+    def free(c: _Candidate) -> datetime:
+        return c.next_free.replace(tzinfo=None) if c.next_free else NEVER
 
-    def name(hit: Hit) -> tuple[str, str]:
-        return (hit.practitioner.display_name.lower(), str(hit.practitioner.id))
+    def name(c: _Candidate) -> tuple[str, str]:
+        return (c.name.lower(), str(c.id))
+
+    def distance(c: _Candidate) -> float:
+        return c.distance_km if c.distance_km is not None else FAR
 
     if sort == "distance":
-        return lambda h: (h.distance_km if h.distance_km is not None else FAR, free(h), name(h))
+        return lambda c: (distance(c), free(c), name(c))
     if sort == "next_free":
-        return lambda h: (free(h), h.distance_km if h.distance_km is not None else FAR, name(h))
+        return lambda c: (free(c), distance(c), name(c))
     return name
 
 

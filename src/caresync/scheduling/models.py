@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from caresync.db import Base, IdMixin, TimestampMixin, UTCDateTime
+from caresync.db import Base, IdMixin, TimestampMixin, UTCDateTime, sql_in
 from caresync.identity.models import Organisation, Patient, User
 from caresync.scheduling.rules import (
     HOLDS_SLOT,
@@ -33,11 +33,6 @@ from caresync.scheduling.rules import (
     QueueStatus,
     TriageScale,
 )
-
-
-def _in(column: str, values: object) -> str:
-    quoted = ", ".join(f"'{v}'" for v in values)  # type: ignore[attr-defined]
-    return f"{column} IN ({quoted})"
 
 
 class Location(IdMixin, TimestampMixin, Base):
@@ -179,7 +174,7 @@ class TimeOff(IdMixin, Base):
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
 
 
-_HOLDS = _in("status", sorted(s.value for s in HOLDS_SLOT))
+_HOLDS = sql_in("status", sorted(s.value for s in HOLDS_SLOT))
 
 
 class Appointment(IdMixin, TimestampMixin, Base):
@@ -187,8 +182,8 @@ class Appointment(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "appointments"
     __table_args__ = (
-        CheckConstraint(_in("status", [s.value for s in AppointmentStatus]), name="status"),
-        CheckConstraint(_in("mode", [m.value for m in ConsultationMode]), name="mode"),
+        CheckConstraint(sql_in("status", [s.value for s in AppointmentStatus]), name="status"),
+        CheckConstraint(sql_in("mode", [m.value for m in ConsultationMode]), name="mode"),
         CheckConstraint("start_at < end_at", name="order"),
         # No double booking, whatever the code does: one slot-holding appointment per practitioner and
         # start, and a patient cannot be in two places at once.
@@ -284,7 +279,7 @@ class ClinicSettings(Base):
     reminder offsets."""
 
     __tablename__ = "clinic_settings"
-    __table_args__ = (CheckConstraint(_in("triage_scale", [s.value for s in TriageScale]), name="scale"),)
+    __table_args__ = (CheckConstraint(sql_in("triage_scale", [s.value for s in TriageScale]), name="scale"),)
 
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
     triage_scale: Mapped[str] = mapped_column(String(12), default=TriageScale.MANCHESTER.value)
@@ -293,7 +288,7 @@ class ClinicSettings(Base):
     reminder_hours: Mapped[str] = mapped_column(String(100), default="24,2")
 
 
-_OPEN_QUEUE = _in("status", sorted(s.value for s in OPEN_QUEUE_STATUSES))
+_OPEN_QUEUE = sql_in("status", sorted(s.value for s in OPEN_QUEUE_STATUSES))
 
 
 class QueueEntry(IdMixin, Base):
@@ -301,7 +296,7 @@ class QueueEntry(IdMixin, Base):
 
     __tablename__ = "queue_entries"
     __table_args__ = (
-        CheckConstraint(_in("status", [s.value for s in QueueStatus]), name="status"),
+        CheckConstraint(sql_in("status", [s.value for s in QueueStatus]), name="status"),
         CheckConstraint("triage_level IS NULL OR triage_level BETWEEN 1 AND 5", name="triage_level"),
         Index(
             "uq_queue_entries_open_patient",

@@ -19,9 +19,10 @@ from sqlalchemy import select
 from caresync.core.errors import DomainError, Forbidden, ValidationFailed
 from caresync.core.rbac import Perm, has_perm
 from caresync.db import utcnow
+from caresync.identity import patients
 from caresync.identity.models import Patient
-from caresync.identity.rules import normalise_health_id
 from caresync.scheduling import availability, booking, directory
+from caresync.scheduling.calendar import service as calendar
 from caresync.scheduling.models import Appointment, Location, Practitioner, Schedule, TimeOff
 from caresync.scheduling.rules import (
     ACTIVE,
@@ -30,6 +31,7 @@ from caresync.scheduling.rules import (
     SPECIALTIES,
     AppointmentStatus,
     WeeklyHours,
+    cancellation_refusal,
     plan_for_insurer,
 )
 from caresync.web.deps import Db, FormValues
@@ -208,13 +210,12 @@ def book(
 
 
 def _patient_by_health_id(db: Db, raw: str) -> uuid.UUID:
-    health_id = normalise_health_id(raw)
-    if not health_id:
+    if not raw.strip():
         raise ValidationFailed("Enter the patient's Health ID (12 digits).", extra={"field": "health_id"})
-    found = db.execute(select(Patient.id).where(Patient.health_id == health_id)).scalar()
-    if found is None:
+    patient = patients.patient_by_health_id(db, raw)
+    if patient is None:
         raise ValidationFailed("No patient has this Health ID.", extra={"field": "health_id"})
-    return found
+    return patient.id
 
 
 # --- appointments ------------------------------------------------------------------------------------------
@@ -278,10 +279,19 @@ def _appointment(
         "booked": booked,
         "active": appointment.status in {s.value for s in ACTIVE},
         "can_change": appointment.status == S.BOOKED.value and appointment.start_at > utcnow(),
+        "refusal": _patient_refusal(db, principal, appointment),
         "is_offer": appointment.status == S.PROPOSED.value,
         "steps": steps,
     }
     return render_page(request, db, principal, "scheduling/appointment.html", context, status_code)
+
+
+def _patient_refusal(db: Db, principal: Any, appointment: Appointment) -> str | None:
+    """Why a patient may not change this appointment online any more (shown instead of the buttons)."""
+    if principal.role != "patient" or appointment.status != S.BOOKED.value:
+        return None
+    notice = timedelta(hours=booking.notice_hours(db, appointment.practitioner.organisation_id))
+    return cancellation_refusal(appointment.start_at, utcnow(), min_notice=notice, by_staff=False)
 
 
 def _allowed(appointment: Appointment, status: AppointmentStatus) -> bool:
@@ -567,3 +577,35 @@ def time_off_remove(time_off_id: uuid.UUID, principal: PageUser, db: Db) -> Resp
     availability.remove_time_off(db, principal, time_off_id)
     db.commit()
     return redirect(f"/admin/schedules/{practitioner_id}")
+
+
+# --- calendar feeds ----------------------------------------------------------------------------------------
+
+
+@router.get("/calendar-feeds", response_class=HTMLResponse)
+def feeds(request: Request, principal: PageUser, db: Db) -> HTMLResponse:
+    """Your private calendar subscription URLs: create one (shown once), revoke old ones."""
+    return _feeds_page(request, db, principal, new=None)
+
+
+def _feeds_page(
+    request: Request, db: Db, principal: Any, new: calendar.NewFeed | None, status_code: int = 200
+) -> HTMLResponse:
+    context = {"feeds": calendar.list_feeds(db, principal), "new": new}
+    return render_page(request, db, principal, "scheduling/feeds.html", context, status_code)
+
+
+@router.post("/calendar-feeds", response_class=HTMLResponse)
+def feed_create(request: Request, principal: PageUser, db: Db) -> HTMLResponse:
+    """Create a feed and show its URL, this once."""
+    new = calendar.create_feed(db, principal)
+    db.flush()
+    return _feeds_page(request, db, principal, new=new, status_code=201)
+
+
+@router.post("/calendar-feeds/{feed_id}/revoke", response_model=None)
+def feed_revoke(feed_id: uuid.UUID, principal: PageUser, db: Db) -> Response:
+    """Revoke a feed (after the page's confirmation): calendar apps stop receiving updates."""
+    calendar.revoke_feed(db, principal, feed_id)
+    db.commit()
+    return redirect("/calendar-feeds")

@@ -138,15 +138,25 @@ def start_audit_verify(principal: CurrentUser, db: Db) -> JobOut:
 async def websocket(socket: WebSocket) -> None:
     """Per-user live events (notifications, job progress). Authenticates with the session cookie or an
     ``Authorization: Bearer`` header."""
-    header = socket.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else socket.cookies.get(SESSION_COOKIE)
-    resolved = await run_in_threadpool(_resolve_socket, token, socket.client.host if socket.client else "")
+    client_host = socket.client.host if socket.client else ""
+    resolved = await run_in_threadpool(_resolve_socket, socket_token(socket), client_host)
     if resolved is None or resolved.stage != "full" or resolved.principal.user_id is None:
         await socket.close(code=4401, reason="sign in first")
         return
-    user_id = resolved.principal.user_id
+    await stream_events(socket, resolved.principal.user_id)
+
+
+def socket_token(socket: WebSocket) -> str | None:
+    """The credential a WebSocket presents: an ``Authorization: Bearer`` header or the session cookie."""
+    header = socket.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else socket.cookies.get(SESSION_COOKIE)
+
+
+async def stream_events(socket: WebSocket, key: uuid.UUID) -> None:
+    """Accept the socket and send it every event published for ``key`` (a user, or e.g. a clinic's queue)
+    until the client goes away."""
     await socket.accept()
-    queue = realtime.hub.subscribe(user_id)
+    queue = realtime.hub.subscribe(key)
     receiver = asyncio.create_task(_drain(socket))
     try:
         while not receiver.done():
@@ -160,7 +170,7 @@ async def websocket(socket: WebSocket) -> None:
         pass
     finally:
         receiver.cancel()
-        realtime.hub.unsubscribe(user_id, queue)
+        realtime.hub.unsubscribe(key, queue)
 
 
 def _resolve_socket(token: str | None, client_host: str) -> accounts.Resolved | None:

@@ -5,6 +5,7 @@ viewer, notifications and account security. Thin: they parse forms and call the 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -12,17 +13,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from caresync.config import get_settings
 from caresync.core import jobs, notify
 from caresync.core.audit import AuditEntry, verify_audit_job
-from caresync.core.auth import anonymous
+from caresync.core.auth import Principal, anonymous
 from caresync.core.errors import DomainError, Forbidden, NotFound
 from caresync.core.rbac import Perm, has_perm
+from caresync.db import utcnow
 from caresync.identity import patients, service
 from caresync.identity.models import CareRelationship, User
 from caresync.identity.rules import Role
 from caresync.identity.schemas import PatientCreate, PatientFields, RegisterIn, StaffCreateIn
+from caresync.scheduling import booking, directory
 from caresync.web.deps import (
     SESSION_COOKIE,
     Db,
@@ -235,6 +239,23 @@ def reset_submit(request: Request, db: Db, values: FormValues) -> HTMLResponse:
 # --- dashboards -------------------------------------------------------------------------------------------
 
 
+def _todays_appointments(db: Session, principal: Principal) -> list[Any]:
+    """A doctor's own appointments of the next 24 hours (for the dashboard)."""
+    profile = directory.profile_for_user(db, principal.user_id)
+    if profile is None:
+        return []
+    now = utcnow()
+    return booking.list_appointments(
+        db,
+        principal,
+        practitioner_id=profile.id,
+        status="booked,arrived,checked-in",
+        start=now - timedelta(hours=1),
+        end=now + timedelta(hours=24),
+        limit=12,
+    ).items
+
+
 @router.get("/")
 def dashboard(request: Request, db: Db, principal: PageUser) -> Response:
     """Each role lands on its own dashboard."""
@@ -243,9 +264,13 @@ def dashboard(request: Request, db: Db, principal: PageUser) -> Response:
         context["patient"] = patients.get_patient(db, principal, principal.patient_id)
         context["team"] = patients.care_team(db, principal, principal.patient_id)
         context["access"] = patients.access_history(db, principal, principal.patient_id, limit=5).items
+        context["upcoming"] = booking.list_appointments(
+            db, principal, status="booked,proposed", start=utcnow(), limit=3
+        ).items
     elif principal.role in ("doctor", "nurse"):
         page = patients.list_patients(db, principal, sort="-updated_at", limit=8)
         context["recent"] = page.items
+        context["today"] = _todays_appointments(db, principal)
         context["care_count"] = db.execute(
             select(func.count()).where(
                 CareRelationship.practitioner_id == principal.user_id, CareRelationship.ended_at.is_(None)

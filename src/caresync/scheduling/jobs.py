@@ -1,0 +1,23 @@
+"""Scheduling's periodic work: appointment reminders and follow-up prompts every five minutes."""
+
+from __future__ import annotations
+
+import logging
+
+from huey import crontab
+
+from caresync.core.jobs import huey
+from caresync.db import session_factory, transaction, utcnow
+from caresync.scheduling.reminders import send_due_reminders
+
+log = logging.getLogger(__name__)
+
+
+@huey.periodic_task(crontab(minute="*/5"), name="scheduling.reminders")
+def send_reminders() -> int:
+    """Send the reminders and follow-up prompts due now, in one transaction (re-runs send nothing twice)."""
+    with transaction(session_factory()) as session:
+        sent = send_due_reminders(session, utcnow())
+    if sent:
+        log.info("sent %d appointment reminders and follow-up prompts", sent)
+    return sent

@@ -14,6 +14,7 @@ from tests.conftest import Factory, Person
 
 from caresync.db import session_factory, transaction
 from caresync.identity.models import Organisation
+from caresync.scheduling.availability import refresh_next_free
 from caresync.scheduling.models import (
     Appointment,
     Location,
@@ -134,6 +135,8 @@ class SchedulingFactory:
         ]
         with transaction(session_factory()) as s:
             s.add_all(rows)
+            s.flush()
+            refresh_next_free(s, clinician.id)  # as the schedule service does
         return rows
 
     def time_off(
@@ -143,6 +146,8 @@ class SchedulingFactory:
         with transaction(session_factory()) as s:
             row = TimeOff(practitioner_id=clinician.id, kind=kind, starts_at=starts_at, ends_at=ends_at)
             s.add(row)
+            s.flush()
+            refresh_next_free(s, clinician.id)
         return row
 
     def appointment(

@@ -3,7 +3,7 @@ profile), book through the confirm form, see and cancel it; the clinic day; work
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -143,3 +143,53 @@ def test_admin_sets_working_hours_and_leave(client: TestClient, sched: Any, make
     refused = client.get(f"/admin/schedules/{doctor.id}")
     assert refused.status_code == 403
     assert "Dr Hours" not in refused.text
+
+
+def test_patient_joins_the_waitlist_from_the_doctors_page(client: TestClient, sched: Any, make: Any) -> None:
+    location = sched.location()
+    doctor = sched.practitioner(full_name="Dr Waitlist")
+    sched.hours(doctor, location)
+    patient = make.patient_user()
+    client.follow_redirects = False
+    csrf = web_login(client, patient)
+    page = client.get(f"/doctors/{doctor.id}")
+    assert "Join the waitlist" in page.text
+    bad = client.post(
+        f"/doctors/{doctor.id}/waitlist", data={"csrf_token": csrf, "earliest": str(MONDAY), "latest": "soon"}
+    )
+    assert bad.status_code == 422
+    assert "Enter the first and last day" in bad.text
+    backwards = client.post(
+        f"/doctors/{doctor.id}/waitlist",
+        data={"csrf_token": csrf, "earliest": str(MONDAY), "latest": str(MONDAY - timedelta(days=1))},
+    )
+    assert backwards.status_code == 422
+    assert "must not be before" in backwards.text
+    joined = client.post(
+        f"/doctors/{doctor.id}/waitlist",
+        data={"csrf_token": csrf, "earliest": str(MONDAY), "latest": str(MONDAY + timedelta(days=7))},
+    )
+    assert joined.status_code == 303
+    listing = client.get(joined.headers["location"])
+    assert "You are on the waitlist" in listing.text
+    assert "Dr Waitlist" in listing.text
+
+
+def test_missed_appointment_rate_per_practitioner(
+    client: TestClient, sched: Any, make: Any, sign_in: Any
+) -> None:
+    location = sched.location()
+    doctor = sched.practitioner(full_name="Dr Missed")
+    sched.hours(doctor, location)
+    past = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    for i, status in enumerate(("fulfilled", "fulfilled", "fulfilled", "noshow", "cancelled")):
+        sched.appointment(doctor, make.patient(), past + timedelta(hours=i), status=status)
+    admin = make.staff("admin", doctor.person.organisation)
+    stats = client.get("/api/v1/scheduling/stats/missed", params={"days": 7}, headers=sign_in(admin))
+    assert stats.status_code == 200, stats.text
+    assert stats.json()["overall"] == {"noshow": 1, "fulfilled": 3, "total": 4, "rate": 0.25}
+    assert stats.json()["practitioners"][str(doctor.id)]["rate"] == 0.25
+    web_login(client, admin)
+    page = client.get("/admin/schedules")
+    assert "25% " in page.text
+    assert "(1 of 4)" in page.text

@@ -179,6 +179,7 @@ CASES: dict[tuple[str, str], Case] = {
         },
     ),
     ("GET", "/api/v1/scheduling/waitlist"): Case(only(200, ("patient",))),
+    ("GET", "/api/v1/scheduling/stats/missed"): Case(only(200, ("admin", "doctor", "nurse"))),
     ("DELETE", "/api/v1/scheduling/waitlist/{entry_id}"): Case(
         only(204, ("patient", "doctor", "nurse"), others=404),
         target=lambda w: {"entry_id": w.made["waitlist"](w)},

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response, status
 from caresync.core.errors import ValidationFailed
 from caresync.core.pagination import MAX_LIMIT
 from caresync.db import utcnow
-from caresync.scheduling import availability, booking, directory
+from caresync.scheduling import availability, booking, directory, reminders
 from caresync.scheduling.models import Schedule
 from caresync.scheduling.rules import WeeklyHours
 from caresync.scheduling.schemas import (
@@ -22,6 +22,8 @@ from caresync.scheduling.schemas import (
     BookIn,
     CancelIn,
     LocationOut,
+    MissedOut,
+    MissedRateOut,
     PractitionerOut,
     RescheduleIn,
     ScheduleBlockOut,
@@ -290,6 +292,23 @@ def remove_time_off(time_off_id: uuid.UUID, principal: CurrentUser, db: Db) -> R
     availability.remove_time_off(db, principal, time_off_id)
     db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- statistics --------------------------------------------------------------------------------------------
+
+
+@router.get("/stats/missed", response_model=MissedOut)
+def missed(principal: CurrentUser, db: Db, days: Annotated[int, Query(ge=1, le=366)] = 30) -> MissedOut:
+    """Your organisation's missed-appointment (no-show) rate over the last ``days`` days, overall and per
+    practitioner (administrators, doctors and nurses)."""
+    overall, per = reminders.organisation_missed_rates(db, principal, days=days)
+    out = MissedOut(
+        days=days,
+        overall=MissedRateOut(**overall),
+        practitioners={str(k): MissedRateOut(**v) for k, v in per.items()},
+    )
+    db.rollback()
+    return out
 
 
 # --- waitlist ----------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from caresync.core.rbac import Perm, has_perm
 from caresync.db import utcnow
 from caresync.identity import patients
 from caresync.identity.models import Patient
-from caresync.scheduling import availability, booking, directory
+from caresync.scheduling import availability, booking, directory, reminders
 from caresync.scheduling.calendar import service as calendar
 from caresync.scheduling.models import Appointment, Location, Practitioner, Schedule, TimeOff
 from caresync.scheduling.rules import (
@@ -118,6 +118,8 @@ def _slot_picker(
     practitioner: Practitioner,
     start: str,
     appointment: Appointment | None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
     today = utcnow().date()
     first = max(_parse_date(start, today), today)
@@ -139,8 +141,39 @@ def _slot_picker(
         "previous": (first - timedelta(days=SLOT_DAYS)).isoformat() if first > today else "",
         "next": (last + timedelta(days=1)).isoformat(),
         "appointment": appointment,
+        "errors": errors or {},
+        "can_wait": principal.role == "patient" and appointment is None,
+        "today": today.isoformat(),
     }
-    return render_page(request, db, principal, "scheduling/doctor.html", context)
+    return render_page(request, db, principal, "scheduling/doctor.html", context, status_code)
+
+
+@router.post("/doctors/{practitioner_id}/waitlist", response_model=None)
+def join_waitlist(
+    request: Request, practitioner_id: uuid.UUID, principal: PageUser, db: Db, form: FormValues
+) -> Response:
+    """A patient asks to be offered an earlier time with this practitioner between two dates."""
+    practitioner = directory.get_practitioner(db, principal, practitioner_id)
+    try:
+        earliest = date.fromisoformat(form.get("earliest", ""))
+        latest = date.fromisoformat(form.get("latest", ""))
+        booking.join_waitlist(
+            db, principal, practitioner.id, earliest, latest, reason=form.get("reason", "")[:500]
+        )
+    except ValueError:
+        db.rollback()
+        return _slot_picker(
+            request, db, principal, practitioner, "", None, {"waitlist": "Enter the first and last day."}, 422
+        )
+    except DomainError as exc:
+        db.rollback()
+        if exc.status == 404:
+            raise
+        return _slot_picker(
+            request, db, principal, practitioner, "", None, {"waitlist": exc.detail}, exc.status
+        )
+    db.commit()
+    return redirect("/appointments?waitlisted=1")
 
 
 @router.get("/doctors/{practitioner_id}/book", response_class=HTMLResponse)
@@ -432,7 +465,14 @@ def schedules(request: Request, principal: PageUser, db: Db) -> HTMLResponse:
         select(Schedule).where(Schedule.practitioner_id.in_([p.id for p in practitioners]))
     ).scalars():
         hours[row.practitioner_id].append(row)
-    context = {"practitioners": practitioners, "hours": hours, "weekdays": WEEKDAYS}
+    overall, missed = reminders.organisation_missed_rates(db, principal)
+    context = {
+        "practitioners": practitioners,
+        "hours": hours,
+        "weekdays": WEEKDAYS,
+        "overall": overall,
+        "missed": missed,
+    }
     return render_page(request, db, principal, "scheduling/schedules.html", context)
 
 

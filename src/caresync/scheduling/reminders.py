@@ -29,8 +29,11 @@ from sqlalchemy.orm import Session
 
 from caresync.config import get_settings
 from caresync.core import audit
-from caresync.core.auth import system_principal
+from caresync.core.auth import Principal, system_principal
+from caresync.core.errors import ValidationFailed
 from caresync.core.notify import notify, queue_email
+from caresync.core.rbac import Perm, has_perm, require
+from caresync.db import utcnow
 from caresync.identity.models import Patient
 from caresync.scheduling.models import Appointment, ClinicSettings, Practitioner, ReminderSent
 from caresync.scheduling.rules import AppointmentStatus, ConsultationMode
@@ -296,3 +299,25 @@ def missed_appointment_rate(
     fulfilled = counts.get(AppointmentStatus.FULFILLED.value, 0)
     total = noshow + fulfilled
     return MissedRate(noshow=noshow, fulfilled=fulfilled, total=total, rate=noshow / total if total else None)
+
+
+def organisation_missed_rates(
+    session: Session, principal: Principal, *, days: int = 30, now: datetime | None = None
+) -> tuple[MissedRate, dict[uuid.UUID, MissedRate]]:
+    """The organisation's missed-appointment rate over the last ``days`` days, overall and per
+    practitioner (staff who manage schedules or appointments of the organisation)."""
+    if not (has_perm(principal, Perm.SCHEDULE_MANAGE) or has_perm(principal, Perm.APPOINTMENT_MANAGE)):
+        require(session, principal, Perm.SCHEDULE_MANAGE, "appointment.stats")
+    if not 1 <= days <= 366:
+        raise ValidationFailed("days must be between 1 and 366.", extra={"field": "days"})
+    until = now or utcnow()
+    since = until - timedelta(days=days)
+    organisation_id = principal.organisation_id
+    practitioners = session.execute(
+        select(Practitioner.id).where(Practitioner.organisation_id == organisation_id)
+    ).scalars()
+    per = {
+        pid: missed_appointment_rate(session, practitioner_id=pid, since=since, until=until)
+        for pid in practitioners
+    }
+    return missed_appointment_rate(session, organisation_id=organisation_id, since=since, until=until), per

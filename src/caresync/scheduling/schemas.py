@@ -310,3 +310,20 @@ class Vocabularies(BaseModel):
     specialties: dict[str, str] = SPECIALTIES
     languages: dict[str, str] = LANGUAGES
     insurance_plans: dict[str, str] = INSURANCE_PLANS
+
+
+class MissedRateOut(BaseModel):
+    """No-shows among appointments that were due (fulfilled or missed)."""
+
+    noshow: int
+    fulfilled: int
+    total: int
+    rate: float | None
+
+
+class MissedOut(BaseModel):
+    """The organisation's missed-appointment rate, overall and per practitioner id."""
+
+    days: int
+    overall: MissedRateOut
+    practitioners: dict[str, MissedRateOut]

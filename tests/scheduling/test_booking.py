@@ -4,6 +4,7 @@ against double booking; and the race: many concurrent requests for one slot, exa
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -342,3 +343,29 @@ def test_nobody_sees_another_patients_appointment(
     assert denied >= 3
     donor = sign_in(make.donor())
     assert book(client, donor, clinic, at(MONDAY, 9, 30)).status_code == 403
+
+
+def test_a_lapsed_offer_passes_to_the_next_patient_waiting(
+    client: TestClient, clinic: Any, make: Any, sign_in: Any, sched: Any, tx: Any
+) -> None:
+    from caresync.scheduling.jobs import pass_on_lapsed_offers
+
+    holder, first, second = (make.patient_user() for _ in range(3))
+    holder_h, first_h, second_h = sign_in(holder), sign_in(first), sign_in(second)
+    booked = book(client, holder_h, clinic, at(MONDAY, 10)).json()
+    window = {"practitioner_id": str(clinic.id), "earliest": str(MONDAY), "latest": str(MONDAY)}
+    for headers in (first_h, second_h):
+        assert client.post(f"{S}/waitlist", json=window, headers=headers).status_code == 201
+    assert (
+        client.post(f"{S}/appointments/{booked['id']}/cancel", json={}, headers=holder_h).status_code == 200
+    )
+    offer = client.get(f"{S}/appointments", params={"status": "proposed"}, headers=first_h).json()["items"][0]
+    assert pass_on_lapsed_offers.call_local() == 0  # still within its hold time
+    with tx() as s:  # the hold time runs out
+        s.get(Appointment, uuid.UUID(offer["id"])).offer_expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    assert pass_on_lapsed_offers.call_local() == 1
+    assert client.get(f"{S}/appointments/{offer['id']}", headers=first_h).json()["status"] == "cancelled"
+    passed = client.get(f"{S}/appointments", params={"status": "proposed"}, headers=second_h).json()["items"]
+    assert [p["start"] for p in passed] == [booked["start"]]
+    late = client.post(f"{S}/appointments/{offer['id']}/accept", headers=first_h)
+    assert late.status_code == 409

@@ -1,4 +1,5 @@
-"""Scheduling's periodic work: appointment reminders and follow-up prompts every five minutes."""
+"""Scheduling's periodic work: appointment reminders and follow-up prompts every five minutes, and lapsed
+waitlist offers passed on every minute."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from huey import crontab
 
 from caresync.core.jobs import huey
 from caresync.db import session_factory, transaction, utcnow
+from caresync.scheduling.booking import expire_offers
 from caresync.scheduling.reminders import send_due_reminders
 
 log = logging.getLogger(__name__)
@@ -21,3 +23,13 @@ def send_reminders() -> int:
     if sent:
         log.info("sent %d appointment reminders and follow-up prompts", sent)
     return sent
+
+
+@huey.periodic_task(crontab(minute="*"), name="scheduling.waitlist_offers")
+def pass_on_lapsed_offers() -> int:
+    """Withdraw waitlist offers nobody accepted in time and offer each slot to the next patient waiting."""
+    with transaction(session_factory()) as session:
+        lapsed = expire_offers(session, utcnow())
+    if lapsed:
+        log.info("passed on %d lapsed waitlist offers", lapsed)
+    return lapsed

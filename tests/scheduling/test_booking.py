@@ -369,3 +369,29 @@ def test_a_lapsed_offer_passes_to_the_next_patient_waiting(
     assert [p["start"] for p in passed] == [booked["start"]]
     late = client.post(f"{S}/appointments/{offer['id']}/accept", headers=first_h)
     assert late.status_code == 409
+
+
+def test_the_organisations_policy_sets_notice_and_reminders(
+    client: TestClient, clinic: Any, make: Any, sign_in: Any, sched: Any
+) -> None:
+    admin = sign_in(make.staff("admin", clinic.person.organisation))
+    assert client.get(f"{S}/policy", headers=admin).json() == {
+        "cancel_notice_hours": 24,
+        "reminder_hours": [24, 2],
+    }
+    bad = client.put(f"{S}/policy", json={"cancel_notice_hours": 500, "reminder_hours": [2]}, headers=admin)
+    assert bad.status_code == 422
+    saved = client.put(
+        f"{S}/policy", json={"cancel_notice_hours": 2, "reminder_hours": [1, 48, 1]}, headers=admin
+    )
+    assert saved.json() == {"cancel_notice_hours": 2, "reminder_hours": [48, 1]}
+    patient = make.patient_user()
+    soon = sched.appointment(clinic, patient, datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3))
+    cancelled = client.post(f"{S}/appointments/{soon.id}/cancel", json={}, headers=sign_in(patient))
+    assert cancelled.status_code == 200, cancelled.text  # 3 h ahead is enough notice now
+    from caresync.scheduling.models import ClinicSettings
+    from caresync.scheduling.reminders import parse_reminder_hours
+
+    with transaction(session_factory()) as s:
+        row = s.get(ClinicSettings, clinic.person.user.organisation_id)
+        assert parse_reminder_hours(row.reminder_hours) == (48, 1)  # what the reminder job reads

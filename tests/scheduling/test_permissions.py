@@ -180,6 +180,10 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/api/v1/scheduling/waitlist"): Case(only(200, ("patient",))),
     ("GET", "/api/v1/scheduling/stats/missed"): Case(only(200, ("admin", "doctor", "nurse"))),
+    ("GET", "/api/v1/scheduling/policy"): Case(only(200, ("admin", "doctor", "nurse"))),
+    ("PUT", "/api/v1/scheduling/policy"): Case(
+        only(200, ("admin",)), body=lambda _w, _role: {"cancel_notice_hours": 24, "reminder_hours": [24, 2]}
+    ),
     ("DELETE", "/api/v1/scheduling/waitlist/{entry_id}"): Case(
         only(204, ("patient", "doctor", "nurse"), others=404),
         target=lambda w: {"entry_id": w.made["waitlist"](w)},

@@ -24,6 +24,8 @@ from caresync.scheduling.schemas import (
     LocationOut,
     MissedOut,
     MissedRateOut,
+    PolicyIn,
+    PolicyOut,
     PractitionerOut,
     RescheduleIn,
     ScheduleBlockOut,
@@ -292,6 +294,31 @@ def remove_time_off(time_off_id: uuid.UUID, principal: CurrentUser, db: Db) -> R
     availability.remove_time_off(db, principal, time_off_id)
     db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- policy -----------------------------------------------------------------------------------------------
+
+
+@router.get("/policy", response_model=PolicyOut)
+def get_policy(principal: CurrentUser, db: Db) -> PolicyOut:
+    """Your organisation's cancellation notice and reminder times."""
+    policy = booking.booking_policy(db, principal)
+    db.rollback()
+    return PolicyOut(
+        cancel_notice_hours=policy.cancel_notice_hours, reminder_hours=list(policy.reminder_hours)
+    )
+
+
+@router.put("/policy", response_model=PolicyOut)
+def put_policy(body: PolicyIn, principal: CurrentUser, db: Db) -> PolicyOut:
+    """Set the cancellation notice and reminder times (administrators)."""
+    policy = booking.update_booking_policy(
+        db, principal, cancel_notice_hours=body.cancel_notice_hours, reminder_hours=body.reminder_hours
+    )
+    db.commit()
+    return PolicyOut(
+        cancel_notice_hours=policy.cancel_notice_hours, reminder_hours=list(policy.reminder_hours)
+    )
 
 
 # --- statistics --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from caresync.identity import patients
 from caresync.scheduling import availability
 from caresync.scheduling.models import Appointment, ClinicSettings, Practitioner, WaitlistEntry
 from caresync.scheduling.queue import service as queue
+from caresync.scheduling.reminders import parse_reminder_hours
 from caresync.scheduling.rules import (
     ACTIVE,
     AppointmentStatus,
@@ -632,3 +633,65 @@ def _tell_patient(session: Session, appointment: Appointment, title: str, verb: 
     notify.notify(
         session, patient.user_id, "appointment", title, body, link=f"/appointments/{appointment.id}"
     )
+
+
+# --- the organisation's booking policy ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookingPolicy:
+    """How much notice patients must give to cancel online, and when reminders go out (hours before)."""
+
+    cancel_notice_hours: int
+    reminder_hours: tuple[int, ...]
+
+
+def booking_policy(session: Session, principal: Principal) -> BookingPolicy:
+    """The caller's organisation's booking policy (staff who manage schedules or appointments)."""
+    if not (has_perm(principal, Perm.SCHEDULE_MANAGE) or has_perm(principal, Perm.APPOINTMENT_MANAGE)):
+        require(session, principal, Perm.SCHEDULE_MANAGE, "scheduling.policy_read")
+    row = session.get(ClinicSettings, principal.organisation_id)
+    if row is None:
+        return BookingPolicy(DEFAULT_NOTICE_HOURS, parse_reminder_hours(None))
+    return BookingPolicy(row.cancel_notice_hours, parse_reminder_hours(row.reminder_hours))
+
+
+def update_booking_policy(
+    session: Session, principal: Principal, *, cancel_notice_hours: int, reminder_hours: list[int]
+) -> BookingPolicy:
+    """Administrators set the cancellation notice (0-168 hours) and up to three reminder offsets (1-336
+    hours before; none turns reminders off)."""
+    require(session, principal, Perm.SCHEDULE_MANAGE, "scheduling.policy_update")
+    if not 0 <= cancel_notice_hours <= MAX_NOTICE_HOURS:
+        raise ValidationFailed(
+            f"The cancellation notice must be between 0 and {MAX_NOTICE_HOURS} hours.",
+            extra={"field": "cancel_notice_hours"},
+        )
+    offsets = sorted(set(reminder_hours), reverse=True)
+    if len(offsets) > MAX_REMINDERS or any(not 1 <= h <= MAX_REMINDER_OFFSET for h in offsets):
+        raise ValidationFailed(
+            f"Give up to {MAX_REMINDERS} reminder times, each 1 to {MAX_REMINDER_OFFSET} hours before.",
+            extra={"field": "reminder_hours"},
+        )
+    assert principal.organisation_id is not None
+    row = session.get(ClinicSettings, principal.organisation_id)
+    if row is None:
+        row = ClinicSettings(organisation_id=principal.organisation_id)
+        session.add(row)
+    row.cancel_notice_hours = cancel_notice_hours
+    row.reminder_hours = ",".join(str(h) for h in offsets)
+    session.flush()
+    audit.record(
+        session,
+        principal,
+        "scheduling.policy_update",
+        resource_type="ClinicSettings",
+        resource_id=principal.organisation_id,
+        detail={"cancel_notice_hours": cancel_notice_hours, "reminder_hours": offsets},
+    )
+    return BookingPolicy(cancel_notice_hours, tuple(offsets))
+
+
+MAX_NOTICE_HOURS = 168
+MAX_REMINDERS = 3
+MAX_REMINDER_OFFSET = 336

@@ -466,7 +466,10 @@ def schedules(request: Request, principal: PageUser, db: Db) -> HTMLResponse:
     ).scalars():
         hours[row.practitioner_id].append(row)
     overall, missed = reminders.organisation_missed_rates(db, principal)
+    policy = booking.booking_policy(db, principal)
     context = {
+        "policy": policy,
+        "errors": {},
         "practitioners": practitioners,
         "hours": hours,
         "weekdays": WEEKDAYS,
@@ -474,6 +477,19 @@ def schedules(request: Request, principal: PageUser, db: Db) -> HTMLResponse:
         "missed": missed,
     }
     return render_page(request, db, principal, "scheduling/schedules.html", context)
+
+
+@router.post("/admin/schedules/policy", response_model=None)
+def policy_save(principal: PageUser, db: Db, form: FormValues) -> Response:
+    """Save the cancellation notice and reminder times."""
+    try:
+        notice = int(form.get("cancel_notice_hours", ""))
+        hours = [int(h) for h in form.get("reminder_hours", "").replace(" ", "").split(",") if h]
+    except ValueError:
+        raise ValidationFailed("Enter whole hours, e.g. 24 and 24,2.") from None
+    booking.update_booking_policy(db, principal, cancel_notice_hours=notice, reminder_hours=hours)
+    db.commit()
+    return redirect("/admin/schedules?saved=1")
 
 
 @router.get("/admin/schedules/{practitioner_id}", response_class=HTMLResponse)

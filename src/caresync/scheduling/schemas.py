@@ -327,3 +327,19 @@ class MissedOut(BaseModel):
     days: int
     overall: MissedRateOut
     practitioners: dict[str, MissedRateOut]
+
+
+class PolicyIn(BaseModel):
+    """The organisation's booking policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cancel_notice_hours: Annotated[int, Field(ge=0, le=168)]
+    reminder_hours: list[Annotated[int, Field(ge=1, le=336)]] = Field(max_length=3)
+
+
+class PolicyOut(BaseModel):
+    """The booking policy in force."""
+
+    cancel_notice_hours: int
+    reminder_hours: list[int]

@@ -155,3 +155,20 @@ def test_bad_criteria_are_clear_422s(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert field in response.text
+
+
+def test_the_periodic_job_refreshes_next_free_slots_that_have_started(
+    directory: dict[str, Any], tx: Any
+) -> None:
+    from caresync.scheduling.jobs import refresh_stale_next_free
+    from caresync.scheduling.models import Practitioner
+
+    doctor = directory["far_cardio"]
+    with tx() as s:
+        s.get(Practitioner, doctor.id).next_free_slot_at = datetime.now(UTC) - timedelta(hours=1)
+    assert refresh_stale_next_free.call_local() == 1
+    with tx() as s:
+        fresh = s.get(Practitioner, doctor.id).next_free_slot_at
+    assert fresh is not None
+    assert fresh > datetime.now(UTC)
+    assert refresh_stale_next_free.call_local() == 0

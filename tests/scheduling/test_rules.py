@@ -18,6 +18,7 @@ from caresync.scheduling.rules import (
     distance_km,
     generate_slots,
     local_instant,
+    merge_intervals,
 )
 
 pytestmark = pytest.mark.no_db
@@ -220,3 +221,22 @@ def test_cancellation_policy(now: datetime, by_staff: bool, refused: bool) -> No
 )
 def test_distance_km(a: tuple[float, float], b: tuple[float, float], km: float) -> None:
     assert distance_km(*a, *b) == pytest.approx(km, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    ("intervals", "merged"),
+    [
+        ([], []),
+        ([(3, 4), (1, 2)], [(1, 2), (3, 4)]),  # sorted, apart
+        ([(1, 3), (2, 4)], [(1, 4)]),  # overlapping
+        ([(1, 2), (2, 3)], [(1, 3)]),  # touching
+        ([(1, 10), (2, 3), (4, 5)], [(1, 10)]),  # nested
+        ([(5, 6), (1, 2), (1, 3)], [(1, 3), (5, 6)]),
+    ],
+)
+def test_merge_intervals(intervals: list[tuple[int, int]], merged: list[tuple[int, int]]) -> None:
+    def at_hour(h: int) -> datetime:
+        return utc(2030, 1, 7) + timedelta(hours=h)
+
+    given = [(at_hour(a), at_hour(b)) for a, b in intervals]
+    assert merge_intervals(given) == [(at_hour(a), at_hour(b)) for a, b in merged]

@@ -253,3 +253,19 @@ def appointments_during(session: Session, practitioner_id: uuid.UUID, start: dat
             )
         ).all()
     )
+
+
+def refresh_stale(session: Session, now: datetime) -> int:
+    """Recompute every stored next free slot that has already started; returns how many were refreshed."""
+    stale = (
+        session.execute(
+            select(Practitioner.id).where(
+                Practitioner.next_free_slot_at.is_not(None), Practitioner.next_free_slot_at <= now
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for practitioner_id in stale:
+        refresh_next_free(session, practitioner_id, now)
+    return len(stale)

@@ -1,5 +1,5 @@
-"""Scheduling's periodic work: appointment reminders and follow-up prompts every five minutes, and lapsed
-waitlist offers passed on every minute."""
+"""Scheduling's periodic work: appointment reminders and follow-up prompts and fresh "next free slot"
+values every five minutes, and lapsed waitlist offers passed on every minute."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from huey import crontab
 
 from caresync.core.jobs import huey
 from caresync.db import session_factory, transaction, utcnow
+from caresync.scheduling.availability import refresh_stale
 from caresync.scheduling.booking import expire_offers
 from caresync.scheduling.reminders import send_due_reminders
 
@@ -33,3 +34,12 @@ def pass_on_lapsed_offers() -> int:
     if lapsed:
         log.info("passed on %d lapsed waitlist offers", lapsed)
     return lapsed
+
+
+@huey.periodic_task(crontab(minute="*/5"), name="scheduling.next_free")
+def refresh_stale_next_free() -> int:
+    """Recompute the next free slot of practitioners whose stored one has started (time moves on), so that
+    directory search shows and filters on current values without computing slots itself."""
+    with transaction(session_factory()) as session:
+        refreshed = refresh_stale(session, utcnow())
+    return refreshed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -133,7 +134,8 @@ def generate_slots(
     length in real time across daylight-saving changes; wall-clock times that do not exist are skipped."""
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     rules = list(hours)
-    busy_sorted = sorted(busy)
+    busy_sorted = merge_intervals(busy)
+    busy_starts = [start for start, _end in busy_sorted]
     found: set[Slot] = set()
     day = first_day
     while day <= last_day:
@@ -144,7 +146,7 @@ def generate_slots(
     return [
         slot
         for slot in sorted(found)
-        if (not_before is None or slot.start >= not_before) and not _is_busy(slot, busy_sorted)
+        if (not_before is None or slot.start >= not_before) and not _is_busy(slot, busy_sorted, busy_starts)
     ]
 
 
@@ -169,13 +171,22 @@ def overlaps_wall(a_start: time, a_end: time, b_start: time, b_end: time) -> boo
     return a_start < b_stop and b_start < a_stop
 
 
-def _is_busy(slot: Slot, busy_sorted: Sequence[Interval]) -> bool:
-    for start, end in busy_sorted:
-        if start >= slot.end:
-            return False
-        if overlaps(slot.start, slot.end, start, end):
-            return True
-    return False
+def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sorted, disjoint intervals covering the same instants (overlapping or touching ones merged)."""
+    merged: list[Interval] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _is_busy(slot: Slot, merged: Sequence[Interval], starts: Sequence[datetime]) -> bool:
+    """Whether ``slot`` overlaps any of the ``merged`` (disjoint, sorted) intervals: only the last one
+    starting before the slot ends can (a binary search, not a scan)."""
+    index = bisect_left(starts, slot.end) - 1
+    return index >= 0 and merged[index][1] > slot.start
 
 
 # --- distance ----------------------------------------------------------------------------------------------

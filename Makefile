@@ -25,7 +25,7 @@ PYTEST := $(PY) -m pytest
 
 # Debian packages the full test suite needs (browser tests, the PostgreSQL run, Redis paths, PDF fonts).
 DEB_PACKAGES ?= postgresql redis-server chromium fonts-dejavu-core
-LINT_PATHS := src tests bench
+LINT_PATHS := src tests bench scripts
 
 .PHONY: help install run system-deps test test-sqlite test-postgres test-e2e lint format typecheck bench vendor \
 	clean distclean

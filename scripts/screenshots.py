@@ -7,6 +7,9 @@ Playwright and saves:
 * ``login.png``: the sign-in page;
 * ``dashboard-doctor.png``: the demo doctor's dashboard;
 * ``patient-profile.png``: the demo patient's own profile;
+* ``find-a-doctor.png`` and ``doctor-slots.png``: the patient searching for a cardiologist, and one's free
+  times;
+* ``queue-console.png``: the nurse's clinic queue after two walk-ins were triaged;
 * ``audit.png``: the administrator's audit log;
 * ``mfa-enrol.png``: a newly created doctor's forced two-step verification enrolment.
 
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pyotp
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from caresync.demo import DEMO_PASSWORD, demo_totp_secret
 
@@ -50,6 +53,8 @@ STARTUP_SECONDS = 600
 DOCTOR = "doctor@riverside.demo.caresync.dev"
 ADMIN = "admin@riverside.demo.caresync.dev"
 PATIENT = "patient@demo.caresync.dev"
+NURSE = "nurse@riverside.demo.caresync.dev"
+WALK_INS = (("Sprained ankle", 4), ("Chest pain radiating to the left arm", 2), ("Fever and cough", 3))
 
 
 def _free_port() -> int:
@@ -165,6 +170,34 @@ def take(base_url: str, out: Path) -> list[Path]:
             page.goto("/me/profile")
             page.wait_for_selector("[data-testid=patient-name]")
             shot(page, "patient-profile.png")
+
+            page.goto("/doctors?specialty=cardiology")
+            page.wait_for_selector("[data-testid=doctor-result]")
+            shot(page, "find-a-doctor.png")
+            page.locator("[data-testid=doctor-result]").first.get_by_role("link", name="See times").click()
+            page.wait_for_selector("[data-testid=slot]")
+            shot(page, "doctor-slots.png")
+
+            nurse = new_page()
+            sign_in(nurse, NURSE)
+            patients = nurse.request.get("/api/v1/patients?limit=3").json()["items"]
+            nurse.goto("/queue")
+            if nurse.locator("[data-testid=queue-locations]").count():
+                nurse.locator("[data-testid=queue-locations] a").first.click()
+            nurse.wait_for_selector("[data-testid=walk-in-form]")
+            for patient, (complaint, level) in zip(patients, WALK_INS, strict=False):
+                nurse.evaluate("document.getElementById('queue-flash').replaceChildren()")
+                nurse.fill("#f-health_id", patient["health_id"])
+                nurse.fill("#f-complaint", complaint)
+                nurse.click("[data-testid=walk-in-form] button[type=submit]")
+                expect(nurse.locator("[data-testid=queue-message]")).to_contain_text("Added ticket")
+                ticket = nurse.locator("[data-testid=queue-message]").inner_text().split()[-1].rstrip(".")
+                nurse.evaluate("document.getElementById('queue-flash').replaceChildren()")
+                row = nurse.locator(f"[data-testid=queue-row][data-ticket='{ticket}']")
+                row.locator("[data-testid=triage-select]").select_option(str(level))
+                message = nurse.locator("[data-testid=queue-message]")
+                expect(message).to_contain_text(f"Ticket {ticket} triaged")
+            shot(nurse, "queue-console.png")
 
             admin = new_page()
             sign_in(admin, ADMIN)

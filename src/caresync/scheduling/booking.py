@@ -20,10 +20,11 @@ from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, authorize_patient, has_perm, require
 from caresync.db import utcnow
 from caresync.identity import patients
+from caresync.identity.models import Patient
 from caresync.scheduling import availability
-from caresync.scheduling.models import Appointment, ClinicSettings, Practitioner, WaitlistEntry
+from caresync.scheduling.models import Appointment, ClinicSettings, Location, Practitioner, WaitlistEntry
 from caresync.scheduling.queue import service as queue
-from caresync.scheduling.reminders import parse_reminder_hours
+from caresync.scheduling.reminders import local_time_text, parse_reminder_hours, practitioner_label
 from caresync.scheduling.rules import (
     ACTIVE,
     AppointmentStatus,
@@ -222,13 +223,13 @@ def list_appointments(
         limit=limit,
         cursor=cursor,
     )
-    patients = sorted({a.patient_id for a in page.items}, key=str)
+    listed = {a.patient_id for a in page.items}
     audit.record(
         session,
         principal,
         "appointment.list",
         resource_type="Appointment",
-        patient_id=patients[0] if len(patients) == 1 else None,
+        patient_id=next(iter(listed)) if len(listed) == 1 else None,
         detail={"count": len(page.items)},
     )
     return page
@@ -617,19 +618,17 @@ def expire_offers(session: Session, now: datetime) -> int:
 
 
 def _tell_patient(session: Session, appointment: Appointment, title: str, verb: str) -> None:
-    from caresync.identity.models import Patient
-
+    """An in-app notification to the patient (if they have an account), with the clinic's local time."""
     patient = session.get(Patient, appointment.patient_id)
     practitioner = session.get(Practitioner, appointment.practitioner_id)
     if patient is None or patient.user_id is None or practitioner is None:
         return
-    when = appointment.start_at.strftime("%d %b %Y %H:%M UTC")
-    body = f"Your appointment with {practitioner.display_name} on {when} is {verb}."
+    location = session.get(Location, appointment.location_id) if appointment.location_id else None
+    when = local_time_text(appointment.start_at, location.timezone if location else None)
+    who = practitioner_label(practitioner)
+    body = f"Your appointment with {who} on {when} is {verb}."
     if verb == "offered":
-        body = (
-            f"A slot with {practitioner.display_name} on {when} is free for you. "
-            "Accept it before it goes to the next person."
-        )
+        body = f"A time with {who} on {when} is free for you. Accept it before it goes to the next person."
     notify.notify(
         session, patient.user_id, "appointment", title, body, link=f"/appointments/{appointment.id}"
     )

@@ -31,6 +31,7 @@ from caresync.scheduling.rules import (
     SPECIALTIES,
     AppointmentStatus,
     WeeklyHours,
+    can_transition,
     cancellation_refusal,
     plan_for_insurer,
 )
@@ -176,10 +177,10 @@ def join_waitlist(
     return redirect("/appointments?waitlisted=1")
 
 
-@router.get("/doctors/{practitioner_id}/book", response_class=HTMLResponse)
+@router.get("/doctors/{practitioner_id}/book", response_model=None)
 def confirm_booking(
     request: Request, practitioner_id: uuid.UUID, principal: PageUser, db: Db, start: str = ""
-) -> HTMLResponse:
+) -> Response:
     """Confirm the chosen slot: consultation mode, reason (and, for staff, the patient)."""
     practitioner = directory.get_practitioner(db, principal, practitioner_id)
     return _confirm(request, db, principal, practitioner, {"start": start}, {})
@@ -193,11 +194,11 @@ def _confirm(
     values: dict[str, str],
     errors: dict[str, str],
     status_code: int = 200,
-) -> HTMLResponse:
+) -> Response:
     try:
         when = TypeAdapter(datetime).validate_python(values.get("start", ""))
     except ValidationError:
-        return redirect(f"/doctors/{practitioner.id}")  # type: ignore[return-value]
+        return redirect(f"/doctors/{practitioner.id}")
     context = {
         "practitioner": practitioner,
         "when": when,
@@ -254,11 +255,11 @@ def _patient_by_health_id(db: Db, raw: str) -> uuid.UUID:
 # --- appointments ------------------------------------------------------------------------------------------
 
 
-@router.get("/appointments", response_class=HTMLResponse)
-def my_appointments(request: Request, principal: PageUser, db: Db, show: str = "upcoming") -> HTMLResponse:
+@router.get("/appointments", response_model=None)
+def my_appointments(request: Request, principal: PageUser, db: Db, show: str = "upcoming") -> Response:
     """A patient's appointments (upcoming or past) and open waitlist offers."""
     if principal.role != "patient":
-        return redirect("/schedule/day")  # type: ignore[return-value]
+        return redirect("/schedule/day")
     now = utcnow()
     upcoming = show != "past"
     page = booking.list_appointments(
@@ -328,8 +329,6 @@ def _patient_refusal(db: Db, principal: Any, appointment: Appointment) -> str | 
 
 
 def _allowed(appointment: Appointment, status: AppointmentStatus) -> bool:
-    from caresync.scheduling.rules import can_transition
-
     if status == S.NOSHOW and utcnow() < appointment.start_at:
         return False
     return can_transition(appointment.status, status)
@@ -408,11 +407,11 @@ def reschedule(
 # --- the clinic's day --------------------------------------------------------------------------------------
 
 
-@router.get("/schedule/day", response_class=HTMLResponse)
-def day(request: Request, principal: PageUser, db: Db, on: str = "", practitioner: str = "") -> HTMLResponse:
+@router.get("/schedule/day", response_model=None)
+def day(request: Request, principal: PageUser, db: Db, on: str = "", practitioner: str = "") -> Response:
     """A day's appointments: a doctor's own by default; front-desk staff may pick any colleague."""
     if principal.role == "patient":
-        return redirect("/appointments")  # type: ignore[return-value]
+        return redirect("/appointments")
     if not has_perm(principal, Perm.APPOINTMENT_MANAGE) and not has_perm(principal, Perm.SCHEDULE_MANAGE):
         raise Forbidden("Your role has no clinic calendar.")
     the_day = _parse_date(on, utcnow().date())

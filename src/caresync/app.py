@@ -134,6 +134,7 @@ class SecurityHeaders:
 def create_app() -> FastAPI:
     """Build the CareSync web application."""
     from caresync.identity.api import admin, auth, orgs, people
+    from caresync.records import api as records_api
     from caresync.scheduling import api as scheduling_api
     from caresync.scheduling import pages as scheduling_pages
     from caresync.scheduling.calendar import api as calendar_api
@@ -162,7 +163,7 @@ def create_app() -> FastAPI:
 
     api_routers = (auth, people, admin, orgs, platform, ws_router)
     scheduling_routers = (scheduling_api.router, queue_api.router, calendar_api.router)
-    for router in (*api_routers, *scheduling_routers, calendar_api.public_router):
+    for router in (*api_routers, *scheduling_routers, records_api.router, calendar_api.public_router):
         app.include_router(router)
     for router in (pages.router, scheduling_pages.router, queue_pages.router):
         app.include_router(router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from caresync.core import audit, jobs, notify, signing, storage  # noqa: F401
 from caresync.db import Base
 from caresync.identity import models as identity_models  # noqa: F401
+from caresync.records import models as records_models  # noqa: F401
 from caresync.scheduling import models as scheduling_models  # noqa: F401
 
 metadata = Base.metadata

@@ -154,6 +154,9 @@ def test_tampered_file_on_disk_is_detected(tx: Any, var_dir: Path) -> None:
     path.write_bytes(bytes(blob))
     with pytest.raises(ValueError, match="integrity"):
         storage.get(stored.sha256)
+    with tx() as s:  # uploading the same content again repairs the damaged copy
+        storage.put(s, tiny_pdf(), allowed_types=PDF_ONLY)
+    assert storage.get(stored.sha256) == tiny_pdf()
 
 
 def test_file_swapped_under_another_address_is_detected(tx: Any, var_dir: Path) -> None:

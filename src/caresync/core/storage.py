@@ -102,7 +102,7 @@ def put(
         raise UnsupportedMedia(f"The file's content is {found}; accepted: {', '.join(sorted(allowed))}.")
     sha = hashlib.sha256(data).hexdigest()
     path = _path(sha)
-    if not path.exists():
+    if not _intact(path, sha):  # new content, or a damaged copy that this upload repairs
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = crypto.encrypt(data, aad=sha.encode())
         fd, tmp = tempfile.mkstemp(dir=path.parent)
@@ -113,6 +113,16 @@ def put(
         session.add(StoredFile(sha256=sha, size=len(data), media_type=media_type, created_at=utcnow()))
         session.flush()
     return StoredObject(sha256=sha, size=len(data), media_type=media_type)
+
+
+def _intact(path: Path, sha256: str) -> bool:
+    """Whether a stored blob exists and still decrypts to content with its address."""
+    if not path.exists():
+        return False
+    try:
+        return hashlib.sha256(crypto.decrypt(path.read_bytes(), aad=sha256.encode())).hexdigest() == sha256
+    except ValueError:
+        return False
 
 
 def get(sha256: str) -> bytes:

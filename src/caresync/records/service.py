@@ -1,0 +1,249 @@
+"""Record use cases: upload (store encrypted, hash, sign a manifest), list, read, verify, and export a
+bundle that stock tools can check. Reads and writes pass the patient-access rule and are audited.
+(Per-category consent is not enforced yet: access follows the care relationship and break-glass rules.)"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from caresync.core import audit, signing, storage
+from caresync.core.auth import Principal
+from caresync.core.errors import Conflict, NotFound, ValidationFailed
+from caresync.core.rbac import Perm, authorize_patient
+from caresync.db import utcnow
+from caresync.identity.models import Patient
+from caresync.records.models import HealthRecord
+from caresync.records.rules import CATEGORIES, FILE_TYPES, MANIFEST_VERSION
+
+OPENSSL_COMMAND = (
+    "openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin -in manifest.json -sigfile manifest.sig"
+)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What an upload carries besides the file."""
+
+    patient_id: uuid.UUID
+    category: str
+    title: str
+    recorded_on: date
+    client_id: str = "web"
+    supersedes_id: uuid.UUID | None = None
+
+
+def upload(session: Session, principal: Principal, request: Upload, data: bytes) -> HealthRecord:
+    """Store the file (encrypted), sign its manifest with the uploader's key, and add the record. A
+    correction names the record it supersedes; the old one stays, marked as superseded."""
+    authorize_patient(session, principal, request.patient_id, Perm.PATIENT_WRITE, "record.create")
+    if request.category not in CATEGORIES:
+        raise ValidationFailed(f"Unknown category {request.category!r}.", extra={"field": "category"})
+    title = request.title.strip()
+    if not title:
+        raise ValidationFailed("Give the record a title.", extra={"field": "title"})
+    if request.recorded_on > utcnow().date():
+        raise ValidationFailed("The record's date is in the future.", extra={"field": "recorded_on"})
+    if request.supersedes_id is not None:
+        _check_supersedable(session, request.patient_id, request.supersedes_id)
+    stored = storage.put(session, data, allowed_types=FILE_TYPES)
+    patient = session.get(Patient, request.patient_id)
+    assert patient is not None  # authorize_patient found it
+    assert principal.user_id is not None  # only signed-in users pass authorize_patient
+    record_id = uuid.uuid4()
+    key = signing.ensure_key(session, principal.user_id)
+    manifest = signing.canonical_json(
+        {
+            "v": MANIFEST_VERSION,
+            "record_id": str(record_id),
+            "sha256": stored.sha256,
+            "size": stored.size,
+            "media_type": stored.media_type,
+            "category": request.category,
+            "title": title,
+            "recorded_on": request.recorded_on.isoformat(),
+            "patient_health_id": patient.health_id,
+            "uploader_id": str(principal.user_id),
+            "uploader_name": principal.full_name,
+            "uploader_role": principal.role,
+            "client": request.client_id[:60],
+            "supersedes": str(request.supersedes_id) if request.supersedes_id else None,
+            "signed_at": utcnow().isoformat(),
+            "key_fingerprint": key.fingerprint,
+        }
+    )
+    signature, key = signing.sign(session, principal.user_id, manifest)
+    record = HealthRecord(
+        id=record_id,
+        patient_id=request.patient_id,
+        category=request.category,
+        title=title,
+        recorded_on=request.recorded_on,
+        file_sha256=stored.sha256,
+        media_type=stored.media_type,
+        size=stored.size,
+        manifest=manifest.decode(),
+        signature=base64.b64encode(signature).decode(),
+        signing_key_id=key.id,
+        uploaded_by=principal.user_id,
+        supersedes_id=request.supersedes_id,
+    )
+    session.add(record)
+    session.flush()
+    audit.record(
+        session,
+        principal,
+        "record.create",
+        patient_id=request.patient_id,
+        resource_type="HealthRecord",
+        resource_id=record.id,
+        detail={"category": request.category, "sha256": stored.sha256},
+    )
+    return record
+
+
+def _check_supersedable(session: Session, patient_id: uuid.UUID, old_id: uuid.UUID) -> None:
+    old = session.get(HealthRecord, old_id)
+    if old is None or old.patient_id != patient_id:
+        raise ValidationFailed(
+            "The record to correct is not in this patient's record.", extra={"field": "supersedes_id"}
+        )
+    if session.execute(select(HealthRecord.id).where(HealthRecord.supersedes_id == old_id)).first():
+        raise Conflict("That record was already corrected; correct the newest version instead.")
+
+
+def get(
+    session: Session, principal: Principal, record_id: uuid.UUID, action: str = "record.read"
+) -> HealthRecord:
+    """One record the principal may see (404 otherwise, audited)."""
+    record = session.get(HealthRecord, record_id)
+    if record is None:
+        audit.record_and_commit(
+            session, principal, action, outcome="denied", resource_type="HealthRecord", resource_id=record_id
+        )
+        raise NotFound("No such record.")
+    try:
+        authorize_patient(session, principal, record.patient_id, Perm.PATIENT_READ, action)
+    except NotFound:
+        raise NotFound("No such record.") from None
+    audit.record(
+        session,
+        principal,
+        action,
+        patient_id=record.patient_id,
+        resource_type="HealthRecord",
+        resource_id=record.id,
+    )
+    return record
+
+
+def timeline(
+    session: Session, principal: Principal, patient_id: uuid.UUID, *, category: str = ""
+) -> list[HealthRecord]:
+    """The patient's records, newest first (superseded versions included and marked by their successor)."""
+    authorize_patient(session, principal, patient_id, Perm.PATIENT_READ, "record.list")
+    query = select(HealthRecord).where(HealthRecord.patient_id == patient_id)
+    if category:
+        if category not in CATEGORIES:
+            raise ValidationFailed(f"Unknown category {category!r}.", extra={"field": "category"})
+        query = query.where(HealthRecord.category == category)
+    records = list(
+        session.execute(
+            query.order_by(HealthRecord.recorded_on.desc(), HealthRecord.created_at.desc())
+        ).scalars()
+    )
+    audit.record(
+        session,
+        principal,
+        "record.list",
+        patient_id=patient_id,
+        resource_type="HealthRecord",
+        detail={"count": len(records), "category": category},
+    )
+    return records
+
+
+def superseded_ids(session: Session, records: list[HealthRecord]) -> set[uuid.UUID]:
+    """Which of ``records`` have a newer version."""
+    ids = [r.id for r in records]
+    successors = select(HealthRecord.supersedes_id).where(HealthRecord.supersedes_id.in_(ids))
+    return {old for old in session.execute(successors).scalars() if old is not None}
+
+
+@dataclass
+class Verification:
+    """The outcome of checking a record: the stored file still has the manifest's hash, the manifest
+    describes this record, and the signature is the uploader's over exactly the stored manifest."""
+
+    file_intact: bool = False
+    manifest_matches: bool = False
+    signature_valid: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Everything checked out."""
+        return self.file_intact and self.manifest_matches and self.signature_valid
+
+
+def verify(session: Session, principal: Principal, record_id: uuid.UUID) -> tuple[HealthRecord, Verification]:
+    """Re-hash the stored file and check the manifest and its signature."""
+    record = get(session, principal, record_id, "record.verify")
+    result = Verification()
+    try:
+        data = storage.get(record.file_sha256)
+        result.file_intact = signing.sha256_hex(data) == record.file_sha256
+    except (ValueError, NotFound):
+        result.problems.append("The stored file is damaged or missing: it no longer matches its fingerprint.")
+    try:
+        manifest = json.loads(record.manifest)
+        result.manifest_matches = (
+            manifest.get("sha256") == record.file_sha256
+            and manifest.get("record_id") == str(record.id)
+            and manifest.get("category") == record.category
+        )
+    except ValueError:
+        manifest = {}
+    if not result.manifest_matches:
+        result.problems.append(
+            "The manifest does not describe this record (its hash, id or category differ)."
+        )
+    result.signature_valid = signing.verify(
+        record.signing_key.public_key_pem, record.manifest.encode(), base64.b64decode(record.signature)
+    )
+    if not result.signature_valid:
+        result.problems.append("The signature does not match the manifest: it was altered after signing.")
+    return record, result
+
+
+def bundle(session: Session, principal: Principal, record_id: uuid.UUID) -> tuple[str, bytes]:
+    """A zip anyone can check without CareSync: the file, the manifest, its signature and the signer's
+    public key, with a README giving the openssl and sha256sum commands. Returns (filename, bytes)."""
+    record = get(session, principal, record_id, "record.export")
+    data = storage.get(record.file_sha256)
+    extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}.get(
+        record.media_type, "txt"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"record.{extension}", data)
+        archive.writestr("manifest.json", record.manifest)
+        archive.writestr("manifest.sig", base64.b64decode(record.signature))
+        archive.writestr("public_key.pem", record.signing_key.public_key_pem)
+        archive.writestr(
+            "README.txt",
+            "Check this record with stock tools:\n\n"
+            f"  {OPENSSL_COMMAND}\n"
+            "    -> 'Signature Verified Successfully': the manifest is exactly what the uploader signed.\n"
+            f"  sha256sum record.{extension}\n"
+            '    -> must equal the "sha256" field of manifest.json.\n',
+        )
+    return f"record-{record.id}.zip", buffer.getvalue()

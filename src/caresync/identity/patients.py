@@ -121,9 +121,14 @@ def link_care(
     practitioner_id: uuid.UUID | None,
     organisation_id: uuid.UUID | None,
     reason: str,
+    *,
+    actor: Principal | None = None,
+    audit_unchanged: bool = False,
 ) -> CareRelationship:
     """Make (or re-activate) a clinician's care relationship with a patient, for an organisation. Callers
-    decide whether the reason justifies it (registration, a booking, a walk-in) and audit it."""
+    decide whether the reason justifies it (registration, a booking, a walk-in); with ``actor``, a new or
+    re-activated link (or, with ``audit_unchanged``, any request for one) is audited as that person's
+    ``patient.care_team_add``."""
     assert practitioner_id is not None
     assert organisation_id is not None
     existing = session.execute(
@@ -131,19 +136,31 @@ def link_care(
             CareRelationship.patient_id == patient_id, CareRelationship.practitioner_id == practitioner_id
         )
     ).scalar_one_or_none()
+    changed = existing is None or existing.ended_at is not None or existing.organisation_id != organisation_id
     if existing:
         existing.ended_at = None
         existing.organisation_id = organisation_id
-        return existing
-    link = CareRelationship(
-        patient_id=patient_id,
-        practitioner_id=practitioner_id,
-        organisation_id=organisation_id,
-        reason=reason,
-        created_at=utcnow(),
-    )
-    session.add(link)
-    session.flush()
+        link = existing
+    else:
+        link = CareRelationship(
+            patient_id=patient_id,
+            practitioner_id=practitioner_id,
+            organisation_id=organisation_id,
+            reason=reason,
+            created_at=utcnow(),
+        )
+        session.add(link)
+        session.flush()
+    if actor is not None and (changed or audit_unchanged):
+        audit.record(
+            session,
+            actor,
+            "patient.care_team_add",
+            patient_id=patient_id,
+            resource_type="CareRelationship",
+            resource_id=link.id,
+            detail={"practitioner_id": str(practitioner_id), "reason": reason},
+        )
     return link
 
 
@@ -354,17 +371,15 @@ def add_to_care_team(
         raise ValidationFailed(
             "Choose an active doctor or nurse of your organisation.", extra={"field": "practitioner_id"}
         )
-    link = link_care(session, patient_id, colleague.id, colleague.organisation_id, reason or "added")
-    audit.record(
+    return link_care(
         session,
-        principal,
-        "patient.care_team_add",
-        patient_id=patient_id,
-        resource_type="CareRelationship",
-        resource_id=link.id,
-        detail={"practitioner_id": str(colleague.id)},
+        patient_id,
+        colleague.id,
+        colleague.organisation_id,
+        reason or "added",
+        actor=principal,
+        audit_unchanged=True,
     )
-    return link
 
 
 def care_team(session: Session, principal: Principal, patient_id: uuid.UUID) -> list[User]:

@@ -99,7 +99,7 @@ def book(
         booked_by=principal.user_id,
     )
     _insert(session, appointment)
-    _ensure_care(session, practitioner, patient_id)
+    _ensure_care(session, principal, practitioner, patient_id)
     availability.refresh_next_free(session, practitioner.id, now)
     audit.record(
         session,
@@ -138,9 +138,18 @@ def _refuse_patient_overlap(
         raise Conflict("You already have an appointment at that time.")
 
 
-def _ensure_care(session: Session, practitioner: Practitioner, patient_id: uuid.UUID) -> None:
-    """A booking makes the practitioner part of the patient's care team in their organisation."""
-    patients.link_care(session, patient_id, practitioner.user_id, practitioner.organisation_id, "appointment")
+def _ensure_care(
+    session: Session, principal: Principal, practitioner: Practitioner, patient_id: uuid.UUID
+) -> None:
+    """A booking makes the practitioner part of the patient's care team in their organisation (audited)."""
+    patients.link_care(
+        session,
+        patient_id,
+        practitioner.user_id,
+        practitioner.organisation_id,
+        "appointment",
+        actor=principal,
+    )
 
 
 # --- reading -----------------------------------------------------------------------------------------------
@@ -588,7 +597,7 @@ def accept_offer(
     ).scalar_one_or_none()
     if entry is not None:
         entry.status = "booked"
-    _ensure_care(session, offer.practitioner, offer.patient_id)
+    _ensure_care(session, principal, offer.practitioner, offer.patient_id)
     session.flush()
     audit.record(
         session,

@@ -310,17 +310,8 @@ def _link_care(session: Session, principal: Principal, patient_id: uuid.UUID, re
         return
     if patient_access(session, principal, patient_id) is Access.CARE_TEAM:
         return
-    link = patient_service.link_care(
-        session, patient_id, principal.user_id, principal.organisation_id, reason
-    )
-    audit.record(
-        session,
-        principal,
-        "patient.care_team_add",
-        patient_id=patient_id,
-        resource_type="CareRelationship",
-        resource_id=link.id,
-        detail={"practitioner_id": str(principal.user_id), "reason": reason},
+    patient_service.link_care(
+        session, patient_id, principal.user_id, principal.organisation_id, reason, actor=principal
     )
 
 

@@ -131,6 +131,21 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class RedactSecretPaths(logging.Filter):
+    """Access-log lines must not carry credentials: calendar feed URLs hold their token in the path (calendar
+    apps can send nothing else), so ``/calendar/<token>.ics`` is logged as ``/calendar/…ics``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) > 2 and str(args[2]).startswith(SECRET_PATH_PREFIXES):
+            path = str(args[2])
+            record.args = (*args[:2], path[: path.index("/", 1) + 1] + "…" + path[-4:], *args[3:])
+        return True
+
+
+SECRET_PATH_PREFIXES = ("/calendar/",)
+
+
 def create_app() -> FastAPI:
     """Build the CareSync web application."""
     from caresync.identity.api import admin, auth, orgs, people
@@ -146,6 +161,9 @@ def create_app() -> FastAPI:
 
     settings = get_settings()
     settings.ensure_var_dir()
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSecretPaths) for f in access_log.filters):
+        access_log.addFilter(RedactSecretPaths())
     app = FastAPI(
         title="CareSync API",
         version=__version__,

@@ -75,9 +75,21 @@ def has_perm(principal: Principal, perm: Perm) -> bool:
 
 def require(session: Session, principal: Principal, perm: Perm, action: str) -> None:
     """Raise 403 (audited) unless the role carries ``perm``. For actions whose existence is public."""
-    if not has_perm(principal, perm):
-        audit.record_and_commit(session, principal, action, outcome="denied", detail={"missing": perm.value})
-        raise Forbidden("Your role does not allow this action.")
+    require_any(session, principal, (perm,), action)
+
+
+def require_any(
+    session: Session,
+    principal: Principal,
+    perms: tuple[Perm, ...],
+    action: str,
+    message: str = "Your role does not allow this action.",
+) -> None:
+    """Raise 403 (audited) unless the role carries at least one of ``perms``."""
+    if not any(has_perm(principal, perm) for perm in perms):
+        missing = " | ".join(perm.value for perm in perms)
+        audit.record_and_commit(session, principal, action, outcome="denied", detail={"missing": missing})
+        raise Forbidden(message)
 
 
 class Access(StrEnum):

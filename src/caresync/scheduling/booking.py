@@ -17,7 +17,7 @@ from caresync.core import audit, notify
 from caresync.core.auth import Principal, system_principal
 from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
-from caresync.core.rbac import Perm, authorize_patient, has_perm, require
+from caresync.core.rbac import Perm, authorize_patient, has_perm, require, require_any
 from caresync.db import utcnow
 from caresync.identity import patients
 from caresync.identity.models import Patient
@@ -656,8 +656,7 @@ class BookingPolicy:
 
 def booking_policy(session: Session, principal: Principal) -> BookingPolicy:
     """The caller's organisation's booking policy (staff who manage schedules or appointments)."""
-    if not (has_perm(principal, Perm.SCHEDULE_MANAGE) or has_perm(principal, Perm.APPOINTMENT_MANAGE)):
-        require(session, principal, Perm.SCHEDULE_MANAGE, "scheduling.policy_read")
+    require_any(session, principal, (Perm.SCHEDULE_MANAGE, Perm.APPOINTMENT_MANAGE), "scheduling.policy_read")
     row = session.get(ClinicSettings, principal.organisation_id)
     if row is None:
         return BookingPolicy(DEFAULT_NOTICE_HOURS, parse_reminder_hours(None))

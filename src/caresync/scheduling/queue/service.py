@@ -21,7 +21,7 @@ from caresync.core import audit, realtime
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.notify import notify
-from caresync.core.rbac import Access, Perm, has_perm, patient_access, require
+from caresync.core.rbac import Access, Perm, patient_access, require, require_any
 from caresync.db import utcnow
 from caresync.identity import patients as patient_service
 from caresync.identity.models import User
@@ -167,9 +167,13 @@ def policy_for(session: Session, organisation_id: uuid.UUID) -> TriagePolicy:
 
 def get_settings(session: Session, principal: Principal) -> TriagePolicy:
     """The caller's organisation's triage policy (clinicians and administrators)."""
-    if not (has_perm(principal, Perm.QUEUE_MANAGE) or has_perm(principal, Perm.SCHEDULE_MANAGE)):
-        audit.record_and_commit(session, principal, "queue.settings_read", outcome="denied")
-        raise Forbidden("Only clinicians and administrators see the triage settings.")
+    require_any(
+        session,
+        principal,
+        (Perm.QUEUE_MANAGE, Perm.SCHEDULE_MANAGE),
+        "queue.settings_read",
+        "Only clinicians and administrators see the triage settings.",
+    )
     org = _organisation_of(principal)
     return policy_for(session, org)
 

@@ -132,23 +132,16 @@ def search(
     candidates.sort(key=_sort_key(sort))
     offset = _decode(cursor)
     page = candidates[offset : offset + limit]
-    ids = [uuid.UUID(_hex(c.id)) for c in page]
-    profiles = {
-        p.id: p for p in session.execute(select(Practitioner).where(Practitioner.id.in_(ids))).scalars()
-    }
-    wanted = {uuid.UUID(_hex(c.location_id)) for c in page}
-    places = {
-        loc.id: loc for loc in session.execute(select(Location).where(Location.id.in_(wanted))).scalars()
-    }
-    hits = []
-    for candidate in page:
-        hit = Hit(
-            profiles[uuid.UUID(_hex(candidate.id))],
-            places.get(uuid.UUID(_hex(candidate.location_id))),
-            candidate.distance_km,
-            candidate.next_free,
-        )
-        hits.append(_fresh(session, hit, now))
+    # ids come back as the driver returns them (see _candidates): turn only the page's into UUIDs
+    keys = [(uuid.UUID(str(c.id)), uuid.UUID(str(c.location_id))) for c in page]
+    chosen = select(Practitioner).where(Practitioner.id.in_([pid for pid, _ in keys]))
+    profiles = {p.id: p for p in session.execute(chosen).scalars()}
+    where = select(Location).where(Location.id.in_({lid for _, lid in keys}))
+    places = {loc.id: loc for loc in session.execute(where).scalars()}
+    hits = [
+        _fresh(session, Hit(profiles[pid], places.get(lid), c.distance_km, c.next_free), now)
+        for (pid, lid), c in zip(keys, page, strict=True)
+    ]
     next_cursor = _encode(offset + limit) if offset + limit < len(candidates) else None
     return Results(hits=hits, total=len(candidates), next_cursor=next_cursor, near=near)
 
@@ -229,11 +222,6 @@ def _candidates(
         ):
             best[pid] = _Candidate(pid, name, next_free, lid, distance)
     return list(best.values())
-
-
-def _hex(value: Any) -> str:
-    """A UUID as SQLite stores it (32 hex digits), whatever form the driver returned."""
-    return value.hex if isinstance(value, uuid.UUID) else str(value).replace("-", "")
 
 
 FAR = float("inf")

@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from caresync.core import audit
@@ -53,14 +53,19 @@ def busy_intervals(
         )
     ).all()
     booked = session.execute(
-        select(Appointment.start_at, Appointment.end_at).where(
-            Appointment.practitioner_id == practitioner_id,
-            Appointment.status.in_([s.value for s in HOLDS_SLOT]),
-            Appointment.start_at < end,
-            Appointment.end_at > start,
-        )
+        select(Appointment.start_at, Appointment.end_at).where(*_holding(practitioner_id, start, end))
     ).all()
     return [(a, b) for a, b in (*off, *booked)]
+
+
+def _holding(practitioner_id: uuid.UUID, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Conditions: an appointment of the practitioner that holds time overlapping ``[start, end)``."""
+    return (
+        Appointment.practitioner_id == practitioner_id,
+        Appointment.status.in_([s.value for s in HOLDS_SLOT]),
+        Appointment.start_at < end,
+        Appointment.end_at > start,
+    )
 
 
 def free_slots(
@@ -243,16 +248,8 @@ def _time_off_owner(session: Session, principal: Principal, practitioner_id: uui
 
 def appointments_during(session: Session, practitioner_id: uuid.UUID, start: datetime, end: datetime) -> int:
     """How many slot-holding appointments fall in a period (to warn before adding leave over them)."""
-    return len(
-        session.execute(
-            select(Appointment.id).where(
-                Appointment.practitioner_id == practitioner_id,
-                Appointment.status.in_([s.value for s in HOLDS_SLOT]),
-                Appointment.start_at < end,
-                Appointment.end_at > start,
-            )
-        ).all()
-    )
+    counted = select(func.count(Appointment.id)).where(*_holding(practitioner_id, start, end))
+    return int(session.execute(counted).scalar_one())
 
 
 def refresh_stale(session: Session, now: datetime) -> int:

@@ -143,13 +143,18 @@ class RedactSecretPaths(logging.Filter):
         return True
 
 
-SECRET_PATH_PREFIXES = ("/calendar/",)
+SECRET_PATH_PREFIXES = ("/calendar/", "/share/", "/api/v1/records/shared/")
 
 
 def create_app() -> FastAPI:
     """Build the CareSync web application."""
     from caresync.identity.api import admin, auth, orgs, people
     from caresync.records import api as records_api
+    from caresync.records import pages as records_pages
+    from caresync.records.careteam import api as careteam_api
+    from caresync.records.careteam import pages as careteam_pages
+    from caresync.records.sharing import api as sharing_api
+    from caresync.records.sharing import pages as sharing_pages
     from caresync.scheduling import api as scheduling_api
     from caresync.scheduling import pages as scheduling_pages
     from caresync.scheduling.calendar import api as calendar_api
@@ -181,9 +186,11 @@ def create_app() -> FastAPI:
 
     api_routers = (auth, people, admin, orgs, platform, ws_router)
     scheduling_routers = (scheduling_api.router, queue_api.router, calendar_api.router)
-    for router in (*api_routers, *scheduling_routers, records_api.router, calendar_api.public_router):
+    records_routers = (sharing_api.router, careteam_api.router, records_api.router)  # before /{record_id}
+    for router in (*api_routers, *scheduling_routers, *records_routers, calendar_api.public_router):
         app.include_router(router)
-    for router in (pages.router, scheduling_pages.router, queue_pages.router):
+    page_routers = (pages.router, scheduling_pages.router, queue_pages.router, records_pages.router)
+    for router in (*page_routers, sharing_pages.router, careteam_pages.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 

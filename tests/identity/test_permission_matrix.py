@@ -227,7 +227,7 @@ CASES: dict[tuple[str, str], Case] = {
 
 
 # Domains whose routes have a permission matrix of their own (tests/<domain>/test_permissions.py).
-OWN_MATRICES = ("/api/v1/scheduling/", "/api/v1/records")
+OWN_MATRICES = ("/api/v1/scheduling/", "/api/v1/records", "/api/v1/care/")
 
 
 def api_routes(

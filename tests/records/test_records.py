@@ -121,7 +121,7 @@ def test_a_correction_is_a_new_version_and_both_stay_visible(client: TestClient,
     assert fixed.status_code == 201, fixed.text
     again = upload(client, headers, patient.patient_id, supersedes_id=record["id"])
     assert again.status_code == 409  # correct the newest version instead
-    listed = client.get(R, params={"patient_id": str(patient.patient_id)}, headers=headers).json()
+    listed = client.get(R, params={"patient_id": str(patient.patient_id)}, headers=headers).json()["items"]
     by_id = {item["id"]: item for item in listed}
     assert by_id[record["id"]]["superseded"] is True
     assert by_id[fixed.json()["id"]]["superseded"] is False
@@ -191,11 +191,24 @@ RECORD_ROUTES: dict[tuple[str, str], dict[str, int]] = {
         **dict.fromkeys(CARERS, 200),
         ANON: 401,
     },
+    ("GET", "/api/v1/records/{record_id}/file"): {
+        **dict.fromkeys(ROLES, 404),
+        **dict.fromkeys(CARERS, 200),
+        ANON: 401,
+    },
+    ("GET", "/api/v1/records/{record_id}/versions"): {
+        **dict.fromkeys(ROLES, 404),
+        **dict.fromkeys(CARERS, 200),
+        ANON: 401,
+    },
 }
 
 
-def test_the_matrix_names_every_records_route(app: Any) -> None:
-    assert api_routes(app, prefix="/api/v1/records", excluding=()) == set(RECORD_ROUTES)
+def test_the_matrices_name_every_records_route(app: Any) -> None:
+    from tests.records.test_consent import CONSENT_ROUTES
+
+    named = set(RECORD_ROUTES) | set(CONSENT_ROUTES)
+    assert api_routes(app, prefix="/api/v1/records", excluding=()) == named
 
 
 def test_records_permission_matrix(client: TestClient, cast: Cast, make: Any, sign_in: Any) -> None:
@@ -229,3 +242,128 @@ def test_records_permission_matrix(client: TestClient, cast: Cast, make: Any, si
                 if target == "other" and stranger.patient.family_name in response.text:
                     problems.append(f"{method} {path} as {role}: leaks the stranger's name")
     assert not problems, "\n".join(problems)
+
+
+# --- timeline, typed entries, files and versions
+
+
+def test_the_timeline_pages_and_filters(client: TestClient, make: Any, sign_in: Any) -> None:
+    patient = make.patient_user()
+    headers = sign_in(patient)
+    doctor = make.staff("doctor")
+    make.care(doctor, patient)
+    entries = [
+        ("lab", "2024-03-01"),
+        ("diagnosis", "2025-06-10"),
+        ("lab", "2026-01-05"),
+        ("vitals", "2023-11-20"),
+    ]
+    for n, (category, day) in enumerate(entries):
+        by = sign_in(doctor) if n % 2 else headers
+        response = upload(
+            client,
+            by,
+            patient.patient_id,
+            category=category,
+            recorded_on=day,
+            content=PDF + b"%" + bytes([65 + n]),
+        )
+        assert response.status_code == 201, response.text
+
+    def listed(**params: Any) -> list[tuple[str, str]]:
+        seen, cursor = [], None
+        while True:
+            query = {"patient_id": str(patient.patient_id), "limit": 2, **params}
+            if cursor:
+                query["cursor"] = cursor
+            page = client.get(R, params=query, headers=headers).json()
+            seen += [(item["category"], item["recorded_on"]) for item in page["items"]]
+            if not (cursor := page["next_cursor"]):
+                return seen
+
+    assert listed() == sorted(entries, key=lambda e: e[1], reverse=True)
+    assert listed(category="lab") == [("lab", "2026-01-05"), ("lab", "2024-03-01")]
+    assert listed(category=["lab", "vitals"], date_from="2023-01-01", date_to="2025-12-31") == [
+        ("lab", "2024-03-01"),
+        ("vitals", "2023-11-20"),
+    ]
+    assert listed(uploaded_by=str(doctor.id)) == [("diagnosis", "2025-06-10"), ("vitals", "2023-11-20")]
+    reversed_range = client.get(
+        R,
+        params={"patient_id": str(patient.patient_id), "date_from": "2026-01-01", "date_to": "2025-01-01"},
+        headers=headers,
+    )
+    assert reversed_range.status_code == 422
+    unknown = client.get(
+        R, params={"patient_id": str(patient.patient_id), "category": "gossip"}, headers=headers
+    )
+    assert unknown.status_code == 422
+
+
+def test_vital_signs_are_typed_checked_and_signed(
+    client: TestClient, make: Any, sign_in: Any, tx: Any
+) -> None:
+    patient = make.patient_user()
+    headers = sign_in(patient)
+    form = {
+        "patient_id": str(patient.patient_id),
+        "category": "vitals",
+        "title": "Home blood pressure",
+        "recorded_on": "2026-02-01",
+        "text": "Measured after 5 minutes of rest.",
+        "measurements": json.dumps({"systolic": 128, "diastolic": 82, "heart_rate": 71}),
+    }
+    created = client.post(R, data=form, headers=headers)
+    assert created.status_code == 201, created.text
+    record = created.json()
+    assert record["media_type"] == "text/plain"
+    assert record["measurements"] == {"systolic": 128.0, "diastolic": 82.0, "heart_rate": 71.0}
+    with tx() as s:
+        manifest = json.loads(s.get(HealthRecord, uuid.UUID(record["id"])).manifest)
+    assert manifest["measurements"] == record["measurements"]
+    assert client.get(f"{R}/{record['id']}/verify", headers=headers).json()["ok"] is True
+    served = client.get(f"{R}/{record['id']}/file", headers=headers)
+    assert served.content == b"Measured after 5 minutes of rest."
+    assert served.headers["content-disposition"].startswith("inline")
+    assert served.headers["x-frame-options"] == "SAMEORIGIN"
+    download = client.get(f"{R}/{record['id']}/file", params={"download": "true"}, headers=headers)
+    assert download.headers["content-disposition"].startswith("attachment")
+    for measurements, message in (
+        ({"systolic": 400}, "outside"),
+        ({"systolic": 80, "diastolic": 90}, "lower than systolic"),
+        ({"mood": 3}, "Unknown vital sign"),
+        ("[1, 2]", "JSON object"),
+    ):
+        raw = measurements if isinstance(measurements, str) else json.dumps(measurements)
+        refused = client.post(R, data={**form, "measurements": raw}, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert message in refused.json()["detail"]
+    not_vitals = client.post(R, data={**form, "category": "lab"}, headers=headers)
+    assert not_vitals.status_code == 422
+    empty = client.post(R, data={**form, "text": "  ", "measurements": ""}, headers=headers)
+    assert empty.status_code == 422
+    assert "Attach a file" in empty.json()["detail"]
+
+
+def test_versions_list_the_whole_chain(client: TestClient, own: Any) -> None:
+    patient, headers, first, _content = own
+    second = upload(
+        client, headers, patient.patient_id, supersedes_id=first["id"], content=PDF + b"%2"
+    ).json()
+    third = upload(
+        client, headers, patient.patient_id, supersedes_id=second["id"], content=PDF + b"%3"
+    ).json()
+    for record in (first, second, third):
+        chain = client.get(f"{R}/{record['id']}/versions", headers=headers).json()
+        assert [(v["id"], v["superseded"]) for v in chain] == [
+            (first["id"], True),
+            (second["id"], True),
+            (third["id"], False),
+        ]
+
+
+def test_a_record_attaches_only_to_the_patients_own_appointment(client: TestClient, own: Any) -> None:
+    patient, headers, _record, _content = own
+    refused = upload(client, headers, patient.patient_id, appointment_id=uuid.uuid4())
+    assert refused.status_code == 422
+    assert "appointment" in refused.json()["detail"]

@@ -2,16 +2,19 @@
 
 Role permissions answer "may a nurse ever do this?"; :func:`patient_access` answers "may this person see
 this patient now?". A patient sees only their own data; a doctor or nurse sees patients of their
-organisation with whom they have an active care relationship, or any patient after a break-glass
-declaration; everyone else is told the patient does not exist (404), so existence never leaks.
+organisation with whom they have an active care relationship, patients who consented to them reading part
+of their record (read only), or any patient after a break-glass declaration; everyone else is told the
+patient does not exist (404), so existence never leaks. Which *parts* of the record a clinician reads is
+the records domain's consent rule, built on this one.
 """
 
 from __future__ import annotations
 
 import uuid
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import Session
 
 from caresync.core import audit
@@ -97,13 +100,14 @@ class Access(StrEnum):
 
     SELF = "self"
     CARE_TEAM = "care_team"
+    CONSENT = "consent"  # read only, and only the consented categories of the record
     BREAK_GLASS = "break_glass"
     SYSTEM = "system"
 
 
 def patient_access(session: Session, principal: Principal, patient_id: uuid.UUID) -> Access | None:
     """The basis on which ``principal`` may access the patient, or ``None``."""
-    from caresync.identity.models import BreakGlassGrant, CareRelationship
+    from caresync.identity.models import CareRelationship
 
     if principal.is_system:
         return Access.SYSTEM
@@ -123,16 +127,52 @@ def patient_access(session: Session, principal: Principal, patient_id: uuid.UUID
     ).scalar()
     if in_care:
         return Access.CARE_TEAM
-    glass = session.execute(
-        select(
-            exists().where(
-                BreakGlassGrant.patient_id == patient_id,
-                BreakGlassGrant.user_id == principal.user_id,
-                BreakGlassGrant.expires_at > utcnow(),
+    if has_break_glass(session, principal, patient_id):
+        return Access.BREAK_GLASS
+    if session.execute(select(active_consents(principal, patient_id).exists())).scalar():
+        return Access.CONSENT
+    return None
+
+
+def has_break_glass(session: Session, principal: Principal, patient_id: uuid.UUID) -> bool:
+    """Whether the principal holds an unexpired break-glass grant for the patient."""
+    from caresync.identity.models import BreakGlassGrant
+
+    return bool(
+        session.execute(
+            select(
+                exists().where(
+                    BreakGlassGrant.patient_id == patient_id,
+                    BreakGlassGrant.user_id == principal.user_id,
+                    BreakGlassGrant.expires_at > utcnow(),
+                )
             )
-        )
-    ).scalar()
-    return Access.BREAK_GLASS if glass else None
+        ).scalar()
+    )
+
+
+def active_consents(principal: Principal, patient_id: uuid.UUID | None = None) -> Select[Any]:
+    """The patient's unexpired, unrevoked consents naming the principal or the principal's organisation
+    (any patient's when ``patient_id`` is ``None``)."""
+    from caresync.records.models import RecordConsent
+
+    now = utcnow()
+    grantee = RecordConsent.grantee_user_id == principal.user_id
+    if principal.organisation_id is not None:
+        grantee = or_(grantee, RecordConsent.grantee_organisation_id == principal.organisation_id)
+    query = select(RecordConsent).where(
+        grantee,
+        RecordConsent.revoked_at.is_(None),
+        or_(RecordConsent.expires_at.is_(None), RecordConsent.expires_at > now),
+    )
+    return query if patient_id is None else query.where(RecordConsent.patient_id == patient_id)
+
+
+def consented_patient_ids(principal: Principal) -> Select[Any]:
+    """The ids of the patients whose consents name the principal or their organisation (a subquery)."""
+    from caresync.records.models import RecordConsent
+
+    return active_consents(principal).with_only_columns(RecordConsent.patient_id)
 
 
 def authorize_patient(
@@ -140,6 +180,8 @@ def authorize_patient(
 ) -> Access:
     """Check role permission and the object rule; on failure audit the denial and raise 404."""
     access = patient_access(session, principal, patient_id) if has_perm(principal, perm) else None
+    if access is Access.CONSENT and perm is not Perm.PATIENT_READ:
+        access = None  # a consent lets the clinician read, never change
     if access is None:
         audit.record_and_commit(
             session,

@@ -17,7 +17,15 @@ from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.notify import notify
 from caresync.core.pagination import Page, paginate, parse_sort
-from caresync.core.rbac import CLINICIANS, Access, Perm, authorize_patient, has_perm, require
+from caresync.core.rbac import (
+    CLINICIANS,
+    Access,
+    Perm,
+    authorize_patient,
+    consented_patient_ids,
+    has_perm,
+    require,
+)
 from caresync.db import utcnow
 from caresync.identity.models import BreakGlassGrant, CareRelationship, Patient, User
 from caresync.identity.rules import new_health_id, normalise_health_id
@@ -237,7 +245,8 @@ def _visible_patients(principal: Principal) -> Select[Patient]:
     glass = select(BreakGlassGrant.patient_id).where(
         BreakGlassGrant.user_id == principal.user_id, BreakGlassGrant.expires_at > now
     )
-    return query.where(or_(Patient.id.in_(in_care), Patient.id.in_(glass)))
+    consented = consented_patient_ids(principal)
+    return query.where(or_(Patient.id.in_(in_care), Patient.id.in_(glass), Patient.id.in_(consented)))
 
 
 def list_patients(

@@ -1,6 +1,7 @@
-"""Record use cases: upload (store encrypted, hash, sign a manifest), list, read, verify, and export a
-bundle that stock tools can check. Reads and writes pass the patient-access rule and are audited.
-(Per-category consent is not enforced yet: access follows the care relationship and break-glass rules.)"""
+"""Record use cases: upload (store encrypted, hash, sign a manifest), the timeline, read, verify, and
+export a bundle that stock tools can check. Every read passes the consent rule of
+:mod:`caresync.records.consent` (a record outside the reader's consented categories does not exist for
+them) and is audited; reads under break-glass are flagged."""
 
 from __future__ import annotations
 
@@ -18,11 +19,20 @@ from sqlalchemy.orm import Session
 from caresync.core import audit, signing, storage
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
+from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, authorize_patient
 from caresync.db import utcnow
-from caresync.identity.models import Patient
+from caresync.identity.models import Patient, User
+from caresync.records.consent import ReadScope, read_scope
 from caresync.records.models import HealthRecord
-from caresync.records.rules import CATEGORIES, FILE_TYPES, MANIFEST_VERSION
+from caresync.records.rules import (
+    CATEGORIES,
+    FILE_TYPES,
+    MANIFEST_VERSION,
+    check_vital_signs,
+    parse_categories,
+)
+from caresync.scheduling import booking as scheduling
 
 OPENSSL_COMMAND = (
     "openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin -in manifest.json -sigfile manifest.sig"
@@ -39,6 +49,8 @@ class Upload:
     recorded_on: date
     client_id: str = "web"
     supersedes_id: uuid.UUID | None = None
+    appointment_id: uuid.UUID | None = None
+    measurements: dict[str, float] | None = None
 
 
 def upload(session: Session, principal: Principal, request: Upload, data: bytes) -> HealthRecord:
@@ -54,6 +66,9 @@ def upload(session: Session, principal: Principal, request: Upload, data: bytes)
         raise ValidationFailed("The record's date is in the future.", extra={"field": "recorded_on"})
     if request.supersedes_id is not None:
         _check_supersedable(session, request.patient_id, request.supersedes_id)
+    measurements = _check_measurements(request)
+    if request.appointment_id is not None:
+        _check_appointment(session, request.patient_id, request.appointment_id)
     stored = storage.put(session, data, allowed_types=FILE_TYPES)
     patient = session.get(Patient, request.patient_id)
     assert patient is not None  # authorize_patient found it
@@ -76,6 +91,8 @@ def upload(session: Session, principal: Principal, request: Upload, data: bytes)
             "uploader_role": principal.role,
             "client": request.client_id[:60],
             "supersedes": str(request.supersedes_id) if request.supersedes_id else None,
+            "appointment_id": str(request.appointment_id) if request.appointment_id else None,
+            "measurements": measurements,
             "signed_at": utcnow().isoformat(),
             "key_fingerprint": key.fingerprint,
         }
@@ -95,6 +112,8 @@ def upload(session: Session, principal: Principal, request: Upload, data: bytes)
         signing_key_id=key.id,
         uploaded_by=principal.user_id,
         supersedes_id=request.supersedes_id,
+        appointment_id=request.appointment_id,
+        measurements=measurements,
     )
     session.add(record)
     session.flush()
@@ -120,20 +139,44 @@ def _check_supersedable(session: Session, patient_id: uuid.UUID, old_id: uuid.UU
         raise Conflict("That record was already corrected; correct the newest version instead.")
 
 
+def _check_measurements(request: Upload) -> dict[str, float] | None:
+    if not request.measurements:
+        return None
+    if request.category != "vitals":
+        raise ValidationFailed("Only vital-sign records carry measurements.", extra={"field": "measurements"})
+    try:
+        return check_vital_signs(request.measurements)
+    except ValueError as error:
+        raise ValidationFailed(str(error), extra={"field": "measurements"}) from None
+
+
+def _check_appointment(session: Session, patient_id: uuid.UUID, appointment_id: uuid.UUID) -> None:
+    if not scheduling.appointment_belongs_to(session, appointment_id, patient_id):
+        raise ValidationFailed("That appointment is not this patient's.", extra={"field": "appointment_id"})
+
+
 def get(
     session: Session, principal: Principal, record_id: uuid.UUID, action: str = "record.read"
 ) -> HealthRecord:
-    """One record the principal may see (404 otherwise, audited)."""
+    """One record the principal may read under the consent rule (404 otherwise, audited)."""
     record = session.get(HealthRecord, record_id)
-    if record is None:
+    scope = None
+    if record is not None:
+        try:
+            scope = read_scope(session, principal, record.patient_id, action)
+        except NotFound:
+            raise NotFound("No such record.") from None
+    if record is None or scope is None or not scope.allows(record.category):
         audit.record_and_commit(
-            session, principal, action, outcome="denied", resource_type="HealthRecord", resource_id=record_id
+            session,
+            principal,
+            action,
+            outcome="denied",
+            patient_id=record.patient_id if record else None,
+            resource_type="HealthRecord",
+            resource_id=record_id,
         )
         raise NotFound("No such record.")
-    try:
-        authorize_patient(session, principal, record.patient_id, Perm.PATIENT_READ, action)
-    except NotFound:
-        raise NotFound("No such record.") from None
     audit.record(
         session,
         principal,
@@ -141,24 +184,68 @@ def get(
         patient_id=record.patient_id,
         resource_type="HealthRecord",
         resource_id=record.id,
+        detail={"access": scope.access.value},
+        flagged=scope.break_glass,
     )
     return record
 
 
+@dataclass(frozen=True)
+class TimelineFilter:
+    """Which of a patient's records to list: categories (all readable when empty), who uploaded them,
+    and a date range (inclusive)."""
+
+    categories: tuple[str, ...] = ()
+    uploaded_by: uuid.UUID | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One page of the timeline, what the reader may see, and the uploaders' names."""
+
+    page: Page[HealthRecord]
+    scope: ReadScope
+    superseded: set[uuid.UUID]
+    uploaders: dict[uuid.UUID, str]
+
+
 def timeline(
-    session: Session, principal: Principal, patient_id: uuid.UUID, *, category: str = ""
-) -> list[HealthRecord]:
-    """The patient's records, newest first (superseded versions included and marked by their successor)."""
-    authorize_patient(session, principal, patient_id, Perm.PATIENT_READ, "record.list")
-    query = select(HealthRecord).where(HealthRecord.patient_id == patient_id)
-    if category:
-        if category not in CATEGORIES:
-            raise ValidationFailed(f"Unknown category {category!r}.", extra={"field": "category"})
-        query = query.where(HealthRecord.category == category)
-    records = list(
-        session.execute(
-            query.order_by(HealthRecord.recorded_on.desc(), HealthRecord.created_at.desc())
-        ).scalars()
+    session: Session,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    filters: TimelineFilter = TimelineFilter(),
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Timeline:
+    """The patient's records the principal may read, newest first, one page at a time (superseded
+    versions included and marked)."""
+    scope = read_scope(session, principal, patient_id, "record.list")
+    try:
+        wanted = parse_categories(filters.categories) or frozenset(CATEGORIES)
+    except ValueError as error:
+        raise ValidationFailed(str(error), extra={"field": "category"}) from None
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        raise ValidationFailed("The start date is after the end date.", extra={"field": "date_from"})
+    query = select(HealthRecord).where(
+        HealthRecord.patient_id == patient_id, HealthRecord.category.in_(sorted(wanted & scope.categories))
+    )
+    if filters.uploaded_by is not None:
+        query = query.where(HealthRecord.uploaded_by == filters.uploaded_by)
+    if filters.date_from is not None:
+        query = query.where(HealthRecord.recorded_on >= filters.date_from)
+    if filters.date_to is not None:
+        query = query.where(HealthRecord.recorded_on <= filters.date_to)
+    page = paginate(
+        session,
+        query,
+        sort_column=HealthRecord.recorded_on,
+        id_column=HealthRecord.id,
+        descending=True,
+        limit=limit,
+        cursor=cursor,
     )
     audit.record(
         session,
@@ -166,9 +253,55 @@ def timeline(
         "record.list",
         patient_id=patient_id,
         resource_type="HealthRecord",
-        detail={"count": len(records), "category": category},
+        detail={"count": len(page.items), "access": scope.access.value},
+        flagged=scope.break_glass,
     )
-    return records
+    return Timeline(page, scope, superseded_ids(session, page.items), uploader_names(session, page.items))
+
+
+def uploader_names(session: Session, records: list[HealthRecord]) -> dict[uuid.UUID, str]:
+    """The names of whoever uploaded ``records``."""
+    ids = {r.uploaded_by for r in records}
+    if not ids:
+        return {}
+    rows = session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
+    return {row.id: row.full_name for row in rows}
+
+
+def uploaders(session: Session, principal: Principal, patient_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    """Everyone who added to the patient's record (for the timeline's provider filter), by name."""
+    read_scope(session, principal, patient_id, "record.list")
+    query = (
+        select(User.id, User.full_name)
+        .where(User.id.in_(select(HealthRecord.uploaded_by).where(HealthRecord.patient_id == patient_id)))
+        .order_by(User.full_name)
+    )
+    return [(user_id, name) for user_id, name in session.execute(query)]
+
+
+def versions(session: Session, principal: Principal, record: HealthRecord) -> list[HealthRecord]:
+    """Every version of ``record`` (older and newer), oldest first, that the principal may read."""
+    chain = [record]
+    while chain[0].supersedes_id is not None:
+        older = session.get(HealthRecord, chain[0].supersedes_id)
+        if older is None:
+            break
+        chain.insert(0, older)
+    while True:
+        newer = session.execute(
+            select(HealthRecord).where(HealthRecord.supersedes_id == chain[-1].id)
+        ).scalar_one_or_none()
+        if newer is None:
+            break
+        chain.append(newer)
+    scope = read_scope(session, principal, record.patient_id, "record.read")
+    return [r for r in chain if scope.allows(r.category)]
+
+
+def content(session: Session, principal: Principal, record_id: uuid.UUID) -> tuple[HealthRecord, bytes]:
+    """A record and its decrypted file (audited as a download)."""
+    record = get(session, principal, record_id, "record.download")
+    return record, storage.get(record.file_sha256)
 
 
 def superseded_ids(session: Session, records: list[HealthRecord]) -> set[uuid.UUID]:
@@ -224,14 +357,17 @@ def verify(session: Session, principal: Principal, record_id: uuid.UUID) -> tupl
     return record, result
 
 
+def file_extension(media_type: str) -> str:
+    """The usual file name extension of an accepted media type."""
+    return {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}.get(media_type, "txt")
+
+
 def bundle(session: Session, principal: Principal, record_id: uuid.UUID) -> tuple[str, bytes]:
     """A zip anyone can check without CareSync: the file, the manifest, its signature and the signer's
     public key, with a README giving the openssl and sha256sum commands. Returns (filename, bytes)."""
     record = get(session, principal, record_id, "record.export")
     data = storage.get(record.file_sha256)
-    extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}.get(
-        record.media_type, "txt"
-    )
+    extension = file_extension(record.media_type)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"record.{extension}", data)

@@ -192,6 +192,12 @@ def get_appointment(session: Session, principal: Principal, appointment_id: uuid
     return found
 
 
+def appointment_belongs_to(session: Session, appointment_id: uuid.UUID, patient_id: uuid.UUID) -> bool:
+    """Whether the appointment is the patient's (for attaching records and notes to an encounter)."""
+    appointment = session.get(Appointment, appointment_id)
+    return appointment is not None and appointment.patient_id == patient_id
+
+
 def list_appointments(
     session: Session,
     principal: Principal,

@@ -1,0 +1,5 @@
+"""PLACEHOLDER (being written this session)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

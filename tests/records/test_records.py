@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from caresync.core.audit import AuditEntry
 from caresync.core.storage import _path
 from caresync.records.models import HealthRecord
+from caresync.records.service import OPENSSL_COMMAND
 from tests.conftest import API, ROLES, Cast, login
 from tests.identity.test_permission_matrix import api_routes
 
@@ -161,7 +162,9 @@ def test_the_exported_bundle_verifies_with_stock_tools(client: TestClient, own: 
         archive.extractall(tmp_path)
     readme = (tmp_path / "README.txt").read_text()
     command = readme.split("\n")[2].strip().split()  # the documented openssl command, exactly as shipped
-    assert command[:3] == ["openssl", "pkeyutl", "-verify"]
+    assert command == OPENSSL_COMMAND.split()
+    project_readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert OPENSSL_COMMAND in project_readme  # the command the project README documents is the one run here
     checked = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)  # noqa: S603
     assert checked.returncode == 0, checked.stderr
     assert "Signature Verified Successfully" in checked.stdout
@@ -205,9 +208,10 @@ RECORD_ROUTES: dict[tuple[str, str], dict[str, int]] = {
 
 
 def test_the_matrices_name_every_records_route(app: Any) -> None:
+    from tests.records.test_client_signing import SIGNING_KEY_ROUTES
     from tests.records.test_consent import CONSENT_ROUTES
 
-    named = set(RECORD_ROUTES) | set(CONSENT_ROUTES)
+    named = set(RECORD_ROUTES) | set(CONSENT_ROUTES) | set(SIGNING_KEY_ROUTES)
     assert api_routes(app, prefix="/api/v1/records", excluding=()) == named
 
 

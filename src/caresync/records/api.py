@@ -4,6 +4,7 @@ care-team policy."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import date
@@ -22,12 +23,15 @@ from caresync.records.schemas import (
     PolicyOut,
     RecordOut,
     RecordPage,
+    SigningKeyIn,
+    SigningKeyOut,
     VerificationOut,
 )
 from caresync.web.deps import CurrentUser, Db
 
 router = APIRouter(prefix="/api/v1/records", tags=["records"])
 MAX_TEXT = 100_000
+ED25519_SIGNATURE_BYTES = 64
 # A stored file may be previewed in a frame of our own pages, and nothing in it may load or run anything.
 FILE_HEADERS = {
     "X-Frame-Options": "SAMEORIGIN",
@@ -50,9 +54,14 @@ def upload(
     client_id: Annotated[str, Form(max_length=60)] = "api",
     supersedes_id: Annotated[uuid.UUID | None, Form()] = None,
     appointment_id: Annotated[uuid.UUID | None, Form()] = None,
+    manifest: Annotated[
+        str, Form(max_length=10_000, description="client-side signing: the signed manifest")
+    ] = "",
+    signature: Annotated[str, Form(max_length=200, description="client-side signing: base64 Ed25519")] = "",
 ) -> RecordOut:
     """Add a record (a file, or typed text): stored encrypted, hashed, and its manifest signed with your
-    key. A correction names the record it supersedes."""
+    server-held key — or, if you registered your own public key, with the manifest and signature you
+    made on your device. A correction names the record it supersedes."""
     if file is not None and file.filename:
         data = file.file.read()  # already received and spooled by the framework; this thread may block
     elif text.strip():
@@ -68,6 +77,7 @@ def upload(
         supersedes_id,
         appointment_id,
         parse_measurements(measurements),
+        parse_client_signature(manifest, signature),
     )
     out = RecordOut.of(service.upload(db, principal, request, data), uploader_name=principal.full_name)
     db.commit()
@@ -88,6 +98,38 @@ def parse_measurements(raw: str) -> dict[str, float] | None:
             'Measurements must be a JSON object of numbers, like {"heart_rate": 72}.',
             extra={"field": "measurements"},
         ) from None
+
+
+def parse_client_signature(manifest: str, signature: str) -> service.ClientSignature | None:
+    """A device-made manifest and its base64 signature (``None`` when neither is sent)."""
+    if not manifest and not signature:
+        return None
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except ValueError:
+        raise ValidationFailed("The signature must be base64.", extra={"field": "signature"}) from None
+    if not manifest or len(raw) != ED25519_SIGNATURE_BYTES:
+        raise ValidationFailed(
+            "Send the signed manifest with its 64-byte Ed25519 signature.", extra={"field": "signature"}
+        )
+    return service.ClientSignature(manifest, raw)
+
+
+@router.get("/signing-key", response_model=SigningKeyOut)
+def my_signing_key(principal: CurrentUser, db: Db) -> SigningKeyOut:
+    """Your active signing key: its public half and whether CareSync holds the private half."""
+    out = SigningKeyOut.of(service.my_signing_key(db, principal))
+    db.commit()
+    return out
+
+
+@router.put("/signing-key", response_model=SigningKeyOut)
+def register_signing_key(body: SigningKeyIn, principal: CurrentUser, db: Db) -> SigningKeyOut:
+    """Sign on your own device from now on: register the Ed25519 public key (PEM) whose private half you
+    keep. Your earlier key is revoked and still verifies your earlier records."""
+    out = SigningKeyOut.of(service.register_signing_key(db, principal, body.public_key_pem))
+    db.commit()
+    return out
 
 
 @router.get("", response_model=RecordPage)

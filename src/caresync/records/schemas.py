@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from caresync.core.signing import SigningKey
 from caresync.records.consent import consent_status
 from caresync.records.models import HealthRecord, RecordConsent
 
@@ -125,3 +126,28 @@ class PolicyOut(BaseModel):
     care_team: str
     description: str
     categories: list[str]
+
+
+class SigningKeyIn(BaseModel):
+    """An Ed25519 public key in PEM form, whose private half stays on the user's device."""
+
+    public_key_pem: str = Field(min_length=40, max_length=1000)
+
+
+class SigningKeyOut(BaseModel):
+    """A user's active signing key."""
+
+    fingerprint: str
+    public_key_pem: str
+    server_held: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, key: SigningKey) -> SigningKeyOut:
+        """From a row."""
+        return cls(
+            fingerprint=key.fingerprint,
+            public_key_pem=key.public_key_pem,
+            server_held=key.private_key_encrypted is not None,
+            created_at=key.created_at,
+        )

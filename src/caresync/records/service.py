@@ -11,14 +11,15 @@ import json
 import uuid
 import zipfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from caresync.core import audit, signing, storage
 from caresync.core.auth import Principal
-from caresync.core.errors import Conflict, NotFound, ValidationFailed
+from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, authorize_patient
 from caresync.db import utcnow
@@ -34,6 +35,7 @@ from caresync.records.rules import (
 )
 from caresync.scheduling import booking as scheduling
 
+CLIENT_CLOCK_SKEW = timedelta(minutes=10)
 OPENSSL_COMMAND = (
     "openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin -in manifest.json -sigfile manifest.sig"
 )
@@ -51,6 +53,15 @@ class Upload:
     supersedes_id: uuid.UUID | None = None
     appointment_id: uuid.UUID | None = None
     measurements: dict[str, float] | None = None
+    client_signature: ClientSignature | None = None
+
+
+@dataclass(frozen=True)
+class ClientSignature:
+    """A manifest signed on the uploader's own device, with their registered key."""
+
+    manifest: str
+    signature: bytes
 
 
 def upload(session: Session, principal: Principal, request: Upload, data: bytes) -> HealthRecord:
@@ -73,31 +84,39 @@ def upload(session: Session, principal: Principal, request: Upload, data: bytes)
     patient = session.get(Patient, request.patient_id)
     assert patient is not None  # authorize_patient found it
     assert principal.user_id is not None  # only signed-in users pass authorize_patient
-    record_id = uuid.uuid4()
     key = signing.ensure_key(session, principal.user_id)
-    manifest = signing.canonical_json(
-        {
-            "v": MANIFEST_VERSION,
-            "record_id": str(record_id),
-            "sha256": stored.sha256,
-            "size": stored.size,
-            "media_type": stored.media_type,
-            "category": request.category,
-            "title": title,
-            "recorded_on": request.recorded_on.isoformat(),
-            "patient_health_id": patient.health_id,
-            "uploader_id": str(principal.user_id),
-            "uploader_name": principal.full_name,
-            "uploader_role": principal.role,
-            "client": request.client_id[:60],
-            "supersedes": str(request.supersedes_id) if request.supersedes_id else None,
-            "appointment_id": str(request.appointment_id) if request.appointment_id else None,
-            "measurements": measurements,
-            "signed_at": utcnow().isoformat(),
-            "key_fingerprint": key.fingerprint,
-        }
-    )
-    signature, key = signing.sign(session, principal.user_id, manifest)
+    described = {
+        "v": MANIFEST_VERSION,
+        "sha256": stored.sha256,
+        "size": stored.size,
+        "media_type": stored.media_type,
+        "category": request.category,
+        "title": title,
+        "recorded_on": request.recorded_on.isoformat(),
+        "patient_health_id": patient.health_id,
+        "uploader_id": str(principal.user_id),
+        "uploader_name": principal.full_name,
+        "uploader_role": principal.role,
+        "client": request.client_id[:60],
+        "supersedes": str(request.supersedes_id) if request.supersedes_id else None,
+        "appointment_id": str(request.appointment_id) if request.appointment_id else None,
+        "measurements": measurements,
+        "key_fingerprint": key.fingerprint,
+    }
+    if key.private_key_encrypted is None:  # the uploader keeps their private key: they signed on their device
+        record_id, manifest, signature = _check_client_signature(
+            session, request.client_signature, described, key
+        )
+    else:
+        if request.client_signature is not None:
+            raise ValidationFailed(
+                "Register your public key before uploading your own signatures.", extra={"field": "signature"}
+            )
+        record_id = uuid.uuid4()
+        manifest = signing.canonical_json(
+            {**described, "record_id": str(record_id), "signed_at": utcnow().isoformat()}
+        )
+        signature, key = signing.sign(session, principal.user_id, manifest)
     record = HealthRecord(
         id=record_id,
         patient_id=request.patient_id,
@@ -127,6 +146,87 @@ def upload(session: Session, principal: Principal, request: Upload, data: bytes)
         detail={"category": request.category, "sha256": stored.sha256},
     )
     return record
+
+
+def my_signing_key(session: Session, principal: Principal) -> signing.SigningKey:
+    """The caller's active signing key (a server-held one is created on first use)."""
+    return signing.ensure_key(session, _signed_in(principal))
+
+
+def register_signing_key(session: Session, principal: Principal, public_key_pem: str) -> signing.SigningKey:
+    """From now on the caller signs on their own device: their uploads must carry a manifest signed with
+    the private half of ``public_key_pem``. Earlier keys are revoked but keep verifying old records."""
+    key = signing.register_public_key(session, _signed_in(principal), public_key_pem)
+    audit.record(
+        session,
+        principal,
+        "signing_key.register",
+        resource_type="SigningKey",
+        resource_id=key.id,
+        detail={"fingerprint": key.fingerprint},
+    )
+    return key
+
+
+def _signed_in(principal: Principal) -> uuid.UUID:
+    if principal.user_id is None:
+        raise Forbidden("Only a signed-in person has a signing key.")
+    return principal.user_id
+
+
+def _check_client_signature(
+    session: Session,
+    client: ClientSignature | None,
+    described: dict[str, Any],
+    key: signing.SigningKey,
+) -> tuple[uuid.UUID, bytes, bytes]:
+    """Accept a manifest the uploader signed on their own device: it must be canonical JSON describing
+    exactly this upload (plus a fresh ``record_id`` and a ``signed_at`` within minutes of now), and the
+    signature must verify with their registered key. Returns (record id, manifest, signature)."""
+    if client is None:
+        raise ValidationFailed(
+            "You registered your own signing key: sign the manifest on your device and send it with its "
+            "signature.",
+            extra={"field": "signature"},
+        )
+    try:
+        document = json.loads(client.manifest)
+        if not isinstance(document, dict):
+            raise ValueError
+    except ValueError:
+        raise ValidationFailed("The manifest is not a JSON object.", extra={"field": "manifest"}) from None
+    manifest = client.manifest.encode()
+    if signing.canonical_json(document) != manifest:
+        raise ValidationFailed(
+            "The manifest must be canonical JSON: sorted keys, no spaces, UTF-8.", extra={"field": "manifest"}
+        )
+    wrong = sorted(name for name, value in described.items() if document.get(name) != value)
+    extra = sorted(set(document) - set(described) - {"record_id", "signed_at"})
+    if wrong or extra:
+        raise ValidationFailed(
+            f"The manifest does not describe this upload: check {', '.join(wrong + extra)}.",
+            extra={"field": "manifest"},
+        )
+    try:
+        record_id = uuid.UUID(str(document.get("record_id")))
+        signed_at = datetime.fromisoformat(str(document.get("signed_at")))
+    except ValueError:
+        raise ValidationFailed(
+            "The manifest needs a record_id (a new UUID) and signed_at (ISO 8601 with time zone).",
+            extra={"field": "manifest"},
+        ) from None
+    if signed_at.tzinfo is None or abs(utcnow() - signed_at) > CLIENT_CLOCK_SKEW:
+        raise ValidationFailed(
+            "signed_at must be the current time (with its time zone); check your device's clock.",
+            extra={"field": "manifest"},
+        )
+    if session.get(HealthRecord, record_id) is not None:
+        raise Conflict("A record with this record_id exists: sign a manifest with a new UUID.")
+    if not signing.verify(key.public_key_pem, manifest, client.signature):
+        raise ValidationFailed(
+            "The signature does not verify with your registered public key.", extra={"field": "signature"}
+        )
+    return record_id, manifest, client.signature
 
 
 def _check_supersedable(session: Session, patient_id: uuid.UUID, old_id: uuid.UUID) -> None:

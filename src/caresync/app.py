@@ -150,6 +150,7 @@ def create_app() -> FastAPI:
     """Build the CareSync web application."""
     from caresync.identity.api import admin, auth, orgs, people
     from caresync.records import api as records_api
+    from caresync.records import consultation
     from caresync.records import pages as records_pages
     from caresync.records.careteam import api as careteam_api
     from caresync.records.careteam import pages as careteam_pages
@@ -190,7 +191,7 @@ def create_app() -> FastAPI:
     for router in (*api_routers, *scheduling_routers, *records_routers, calendar_api.public_router):
         app.include_router(router)
     page_routers = (pages.router, scheduling_pages.router, queue_pages.router, records_pages.router)
-    for router in (*page_routers, sharing_pages.router, careteam_pages.router):
+    for router in (*page_routers, sharing_pages.router, careteam_pages.router, consultation.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 

@@ -355,6 +355,10 @@ PUBLIC = {
     ("POST", "/api/v1/auth/password/reset-request"),
     ("POST", "/api/v1/auth/password/reset"),
     ("GET", "/api/v1/health"),
+    # a share link or code is the credential (records sharing)
+    ("GET", "/api/v1/records/shared/{token}"),
+    ("GET", "/api/v1/records/shared/{token}/records/{record_id}/file"),
+    ("POST", "/api/v1/records/shared/redeem"),
 }
 
 

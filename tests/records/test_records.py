@@ -210,8 +210,9 @@ RECORD_ROUTES: dict[tuple[str, str], dict[str, int]] = {
 def test_the_matrices_name_every_records_route(app: Any) -> None:
     from tests.records.test_client_signing import SIGNING_KEY_ROUTES
     from tests.records.test_consent import CONSENT_ROUTES
+    from tests.records.test_sharing import SHARE_ROUTES
 
-    named = set(RECORD_ROUTES) | set(CONSENT_ROUTES) | set(SIGNING_KEY_ROUTES)
+    named = set(RECORD_ROUTES) | set(CONSENT_ROUTES) | set(SIGNING_KEY_ROUTES) | set(SHARE_ROUTES)
     assert api_routes(app, prefix="/api/v1/records", excluding=()) == named
 
 

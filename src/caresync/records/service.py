@@ -370,12 +370,11 @@ def uploader_names(session: Session, records: list[HealthRecord]) -> dict[uuid.U
 
 def uploaders(session: Session, principal: Principal, patient_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
     """Everyone who added to the patient's record (for the timeline's provider filter), by name."""
-    read_scope(session, principal, patient_id, "record.list")
-    query = (
-        select(User.id, User.full_name)
-        .where(User.id.in_(select(HealthRecord.uploaded_by).where(HealthRecord.patient_id == patient_id)))
-        .order_by(User.full_name)
-    )
+    scope = read_scope(session, principal, patient_id, "record.list")
+    readable = select(HealthRecord.uploaded_by).where(
+        HealthRecord.patient_id == patient_id, HealthRecord.category.in_(sorted(scope.categories))
+    )  # an unreadable record's author would betray that it exists
+    query = select(User.id, User.full_name).where(User.id.in_(readable)).order_by(User.full_name)
     return [(user_id, name) for user_id, name in session.execute(query)]
 
 
@@ -401,7 +400,17 @@ def versions(session: Session, principal: Principal, record: HealthRecord) -> li
 def content(session: Session, principal: Principal, record_id: uuid.UUID) -> tuple[HealthRecord, bytes]:
     """A record and its decrypted file (audited as a download)."""
     record = get(session, principal, record_id, "record.download")
-    return record, storage.get(record.file_sha256)
+    return record, stored_file(record)
+
+
+def stored_file(record: HealthRecord) -> bytes:
+    """The record's decrypted file; 409 when the stored copy is damaged (verification tells how)."""
+    try:
+        return storage.get(record.file_sha256)
+    except ValueError:
+        raise Conflict(
+            "The stored file is damaged: it no longer matches its fingerprint. Verify the record for details."
+        ) from None
 
 
 def superseded_ids(session: Session, records: list[HealthRecord]) -> set[uuid.UUID]:
@@ -428,23 +437,29 @@ class Verification:
 
 
 def verify(session: Session, principal: Principal, record_id: uuid.UUID) -> tuple[HealthRecord, Verification]:
-    """Re-hash the stored file and check the manifest and its signature."""
+    """Re-hash the stored file and check the manifest and its signature (for a reader the consent rule
+    lets in; audited)."""
     record = get(session, principal, record_id, "record.verify")
+    return record, check_record(record)
+
+
+def check_record(record: HealthRecord) -> Verification:
+    """Re-hash the stored file and check the manifest and its signature. No permission check: the caller
+    has already decided the record may be shown (see :func:`verify`)."""
     result = Verification()
     try:
-        data = storage.get(record.file_sha256)
-        result.file_intact = signing.sha256_hex(data) == record.file_sha256
+        result.file_intact = signing.sha256_hex(storage.get(record.file_sha256)) == record.file_sha256
     except (ValueError, NotFound):
         result.problems.append("The stored file is damaged or missing: it no longer matches its fingerprint.")
     try:
         manifest = json.loads(record.manifest)
-        result.manifest_matches = (
-            manifest.get("sha256") == record.file_sha256
-            and manifest.get("record_id") == str(record.id)
-            and manifest.get("category") == record.category
-        )
     except ValueError:
         manifest = {}
+    result.manifest_matches = (
+        manifest.get("sha256") == record.file_sha256
+        and manifest.get("record_id") == str(record.id)
+        and manifest.get("category") == record.category
+    )
     if not result.manifest_matches:
         result.problems.append(
             "The manifest does not describe this record (its hash, id or category differ)."
@@ -454,7 +469,7 @@ def verify(session: Session, principal: Principal, record_id: uuid.UUID) -> tupl
     )
     if not result.signature_valid:
         result.problems.append("The signature does not match the manifest: it was altered after signing.")
-    return record, result
+    return result
 
 
 def file_extension(media_type: str) -> str:
@@ -466,7 +481,7 @@ def bundle(session: Session, principal: Principal, record_id: uuid.UUID) -> tupl
     """A zip anyone can check without CareSync: the file, the manifest, its signature and the signer's
     public key, with a README giving the openssl and sha256sum commands. Returns (filename, bytes)."""
     record = get(session, principal, record_id, "record.export")
-    data = storage.get(record.file_sha256)
+    data = stored_file(record)
     extension = file_extension(record.media_type)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

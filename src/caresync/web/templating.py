@@ -40,6 +40,7 @@ NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ("Clinic day", "/schedule/day", "calendar-event", frozenset({"doctor", "nurse"})),
     ("Clinic queue", "/queue", "list-numbers", frozenset({"doctor", "nurse"})),
     ("My health record", "/me/records", "file-text", frozenset({"patient"})),
+    ("My care team and notes", "/me/care", "heart-handshake", frozenset({"patient"})),
     ("Messages", "/messages", "messages", frozenset({"patient", "doctor", "nurse"})),
     ("Care tasks", "/tasks", "checklist", frozenset({"doctor", "nurse"})),
     ("My profile", "/me/profile", "id-badge-2", frozenset({"patient"})),
@@ -93,6 +94,13 @@ def render(
     resolved = getattr(request.state, "resolved", None)
     if principal is not None and (resolved is None or resolved.stage == "full"):
         nav = [(label, href, icon) for label, href, icon, roles in NAVIGATION if principal.role in roles]
-    ctx = {"user": principal, "nav": nav, "csrf_token": csrf, "unread": unread, "path": request.url.path}
+    ctx = {
+        "user": principal,
+        "nav": nav,
+        "csrf_token": csrf,
+        "unread": unread,
+        "messages_unread": None,  # unknown unless the page counts it; the browser then fetches it
+        "path": request.url.path,
+    }
     ctx.update(context or {})
     return TEMPLATES.TemplateResponse(request, template, ctx, status_code=status_code)

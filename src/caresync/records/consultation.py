@@ -1,0 +1,41 @@
+"""The consultation view: one page per patient for the doctor at the visit — the clinical summary
+(allergies, problems, medications, latest vital signs), recent records, notes and tasks, and the places
+where imaging results, prescriptions and scanned documents will appear."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from caresync.core.errors import Forbidden
+from caresync.core.rbac import CLINICIANS
+from caresync.records.careteam import notes, tasks, team
+from caresync.records.rules import CATEGORIES
+from caresync.records.summary import clinical_summary
+from caresync.web.deps import Db
+from caresync.web.pagekit import PageUser, render_page
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/patients/{patient_id}/consult")
+def consultation(request: Request, db: Db, principal: PageUser, patient_id: uuid.UUID) -> Response:
+    """Everything a doctor or nurse needs about the patient during the visit, within their consent."""
+    if principal.role not in CLINICIANS:
+        raise Forbidden("The consultation view is for doctors and nurses.")
+    summary = clinical_summary(db, principal, patient_id)
+    coordinates = team.may_coordinate(db, principal, patient_id)
+    open_tasks = tasks.list_tasks(db, principal, patient_id=patient_id) if coordinates else []
+    context = {
+        "s": summary,
+        "patient": summary.patient,
+        "categories": CATEGORIES,
+        "hidden": sorted(set(CATEGORIES) - summary.scope.categories),
+        "notes": notes.list_notes(db, principal, patient_id, limit=5),
+        "tasks": open_tasks,
+        "overdue": {task.id for task in open_tasks if tasks.is_overdue(task)},
+        "coordinates": coordinates,
+    }
+    return render_page(request, db, principal, "records/consult.html", context)

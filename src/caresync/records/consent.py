@@ -33,6 +33,7 @@ from caresync.records.rules import (
     CATEGORIES,
     DEFAULT_CARE_TEAM_POLICY,
     care_team_categories,
+    grant_status,
     parse_categories,
 )
 
@@ -110,7 +111,7 @@ class Grant:
 def grant(session: Session, principal: Principal, request: Grant) -> RecordConsent:
     """The patient lets a practitioner or an organisation read the chosen categories of their record.
     Only the patient decides: their care team cannot grant themselves consent."""
-    _require_patient_self(session, principal, request.patient_id, "consent.grant")
+    require_patient_self(session, principal, request.patient_id, "consent.grant")
     try:
         categories = parse_categories(request.categories)
     except ValueError as error:
@@ -217,14 +218,18 @@ def list_consents(session: Session, principal: Principal, patient_id: uuid.UUID)
 
 def consent_status(consent: RecordConsent) -> str:
     """``active``, ``expired`` or ``revoked``."""
-    if consent.revoked_at is not None:
-        return "revoked"
-    if consent.expires_at is not None and consent.expires_at <= utcnow():
-        return "expired"
-    return "active"
+    return grant_status(consent.revoked_at, consent.expires_at, utcnow())
 
 
-def _require_patient_self(session: Session, principal: Principal, patient_id: uuid.UUID, action: str) -> None:
+def require_patient_self(
+    session: Session,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    action: str,
+    message: str = "Only the patient decides who reads their record.",
+) -> None:
+    """Let only the patient themself through: their clinicians get 403 with ``message``, anyone who may
+    not see the patient 404 (both audited)."""
     access = authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, action)
     if access is not Access.SELF:
         audit.record_and_commit(
@@ -236,4 +241,4 @@ def _require_patient_self(session: Session, principal: Principal, patient_id: uu
             resource_type="Patient",
             resource_id=patient_id,
         )
-        raise Forbidden("Only the patient decides who reads their record.")
+        raise Forbidden(message)

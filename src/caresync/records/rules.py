@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 CATEGORIES: dict[str, str] = {
     "document": "Document",
@@ -60,6 +61,16 @@ def care_team_categories(policy: str) -> frozenset[str]:
     if policy == "consent-only":
         return frozenset()
     return frozenset(CATEGORIES) - SENSITIVE_CATEGORIES
+
+
+def grant_status(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> str:
+    """``revoked``, ``expired`` or ``active``, for anything a patient grants until a time (consents,
+    share links)."""
+    if revoked_at is not None:
+        return "revoked"
+    if expires_at is not None and expires_at <= now:
+        return "expired"
+    return "active"
 
 
 def parse_categories(values: Iterable[str]) -> frozenset[str]:

@@ -28,13 +28,14 @@ from caresync.config import get_settings
 from caresync.core import audit, crypto
 from caresync.core.audit import AuditEntry
 from caresync.core.auth import Principal, anonymous
-from caresync.core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from caresync.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from caresync.core.notify import notify
 from caresync.core.pagination import Page, paginate
-from caresync.core.rbac import Access, Perm, authorize_patient
 from caresync.db import utcnow
 from caresync.identity.models import Patient
+from caresync.records.consent import require_patient_self
 from caresync.records.models import HealthRecord, ShareLink
+from caresync.records.rules import grant_status
 from caresync.records.service import Verification, check_record, stored_file, superseded_ids
 
 DEFAULT_EXPIRY = timedelta(days=7)
@@ -43,6 +44,7 @@ MAX_EXPIRY = timedelta(days=30)
 EXPIRY_GRACE = timedelta(minutes=1)  # a client computing "now + 1 hour" is a little late by the time we check
 MAX_RECORDS = 50
 MAX_ACTIVE_SHARES = 20
+SHARE_REFUSAL = "Only the patient can share their records."
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L or U: nothing to misread
 CODE_LENGTH = 12  # 30**12 ≈ 2**59
 CODE_ATTEMPTS = 10  # failed codes allowed per address per window
@@ -111,7 +113,7 @@ def create_share(
     """The patient shares 1 to ``MAX_RECORDS`` of their own records until ``expires_at`` (or for
     ``expires_in_hours``; 7 days when neither is given), between an hour and 30 days. Only the patient may
     share (their carers get 403, anyone else 404). Returns the link token and code, shown only now."""
-    _require_patient_self(session, principal, patient_id, "share.create")
+    require_patient_self(session, principal, patient_id, "share.create", SHARE_REFUSAL)
     now = utcnow()
     expiry = _expiry(now, expires_in_hours, expires_at)
     records = _own_records(session, patient_id, record_ids)
@@ -190,7 +192,7 @@ def list_shares(
     cursor: str | None = None,
 ) -> Page[ShareLink]:
     """The patient's shares, newest first, active or not (only the patient sees them)."""
-    _require_patient_self(session, principal, patient_id, "share.list")
+    require_patient_self(session, principal, patient_id, "share.list", SHARE_REFUSAL)
     page = paginate(
         session,
         select(ShareLink).where(ShareLink.patient_id == patient_id),
@@ -253,25 +255,7 @@ def revoke_share(session: Session, principal: Principal, share_id: uuid.UUID) ->
 
 def share_status(share: ShareLink, now: datetime | None = None) -> str:
     """``active``, ``expired`` or ``revoked``."""
-    if share.revoked_at is not None:
-        return "revoked"
-    if share.expires_at <= (now or utcnow()):
-        return "expired"
-    return "active"
-
-
-def _require_patient_self(session: Session, principal: Principal, patient_id: uuid.UUID, action: str) -> None:
-    access = authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, action)
-    if access is not Access.SELF:
-        audit.record_and_commit(
-            session,
-            principal,
-            action,
-            outcome="denied",
-            patient_id=patient_id,
-            resource_type="ShareLink",
-        )
-        raise Forbidden("Only the patient can share their records.")
+    return grant_status(share.revoked_at, share.expires_at, now or utcnow())
 
 
 # --- credentials ------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from caresync.core.auth import system_principal
 from caresync.db import session_factory, transaction, utcnow
 from caresync.identity.models import CareRelationship, Organisation, Patient, User
 from caresync.identity.rules import BLOOD_GROUPS, verhoeff_check_digit
+from caresync.records import demo as records_demo
 from caresync.scheduling import demo as scheduling_demo
 
 DEMO_PASSWORD = "CareSync-demo-2026"
@@ -231,6 +232,16 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
     appointments = scheduling_demo.load(session, rng, orgs, doctors, patients, links, now)
     session.add_all(links)
     session.flush()
+    home = care_orgs[0]  # the demo doctor's and nurse's hospital
+    records = records_demo.load(
+        session,
+        rng,
+        patients,
+        now,
+        doctor=doctors[home.id][0],
+        nurse=next(u for u in clinicians[home.id] if u.role == "nurse"),
+        other_doctors=[d for org in care_orgs[1:] for d in doctors[org.id]],
+    )
     audit.record(
         session,
         system_principal("caresync demo"),
@@ -240,6 +251,8 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
             "users": len(users),
             "patients": n_patients,
             "appointments": appointments,
+            "records": records.records,
+            "notes": records.notes,
         },
     )
     return DemoResult(organisations=len(orgs), users=len(users), patients=n_patients)

@@ -191,9 +191,9 @@ def test_reads_under_break_glass_are_flagged_and_consented_reads_are_not(
     assert client.get(f"{R}/{mental}", headers=sign_in(chart.outsider)).status_code == 200
     with tx() as s:
         reads = s.execute(
-            select(AuditEntry.resource_id, AuditEntry.flagged, AuditEntry.detail).where(
-                AuditEntry.action == "record.read", AuditEntry.actor_id == chart.outsider.id
-            )
+            select(AuditEntry.resource_id, AuditEntry.flagged, AuditEntry.detail)
+            .where(AuditEntry.action == "record.read", AuditEntry.actor_id == chart.outsider.id)
+            .order_by(AuditEntry.seq)
         ).all()
     assert [(r.resource_id, r.flagged) for r in reads] == [(chart.records["lab"], False), (mental, True)]
 

@@ -141,10 +141,15 @@ def register_public_key(session: Session, user_id: uuid.UUID, pem: str) -> Signi
 def sign(session: Session, user_id: uuid.UUID, message: bytes) -> tuple[bytes, SigningKey]:
     """Sign ``message`` with the user's server-held key (created if the user has none yet)."""
     key = ensure_key(session, user_id)
+    return sign_with(key, message), key
+
+
+def sign_with(key: SigningKey, message: bytes) -> bytes:
+    """Sign ``message`` with a server-held ``key`` the caller already has in hand."""
     if key.private_key_encrypted is None:
         raise Conflict("You registered your own signing key: sign on your device and upload the signature.")
-    raw = crypto.decrypt(base64.b64decode(key.private_key_encrypted), aad=_aad(user_id))
-    return Ed25519PrivateKey.from_private_bytes(raw).sign(message), key
+    raw = crypto.decrypt(base64.b64decode(key.private_key_encrypted), aad=_aad(key.user_id))
+    return Ed25519PrivateKey.from_private_bytes(raw).sign(message)
 
 
 def verify(public_key_pem: str, message: bytes, signature: bytes) -> bool:

@@ -230,7 +230,7 @@ def get_record(record_id: uuid.UUID, principal: CurrentUser, db: Db) -> RecordOu
 @router.get("/{record_id}/versions", response_model=list[RecordOut])
 def record_versions(record_id: uuid.UUID, principal: CurrentUser, db: Db) -> list[RecordOut]:
     """Every version of the record, oldest first: the original and each correction."""
-    chain = service.versions(db, principal, service.get(db, principal, record_id))
+    chain = service.versions(db, principal, record_id)
     names = service.uploader_names(db, chain)
     out = [RecordOut.of(r, r is not chain[-1], names.get(r.uploaded_by, "")) for r in chain]
     db.commit()

@@ -60,7 +60,10 @@ def read_scope(
     access = authorize_patient(session, principal, patient_id, Perm.PATIENT_READ, action)
     if access in (Access.SELF, Access.SYSTEM):
         return ReadScope(access, ALL_CATEGORIES)
-    if access is Access.BREAK_GLASS or has_break_glass(session, principal, patient_id):
+    # patient_access names the care relationship before any break-glass grant, so look for one here
+    if access is Access.BREAK_GLASS or (
+        access is Access.CARE_TEAM and has_break_glass(session, principal, patient_id)
+    ):
         return ReadScope(Access.BREAK_GLASS, ALL_CATEGORIES, break_glass=True)
     granted: set[str] = set()
     for consent in session.execute(active_consents(principal, patient_id)).scalars():

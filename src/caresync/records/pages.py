@@ -149,7 +149,6 @@ def timeline(
 ) -> HTMLResponse:
     """The patient's records newest first, grouped by month, filtered live (HTMX swaps the results; "Load
     more" appends the next page)."""
-    scope = consent.read_scope(db, principal, patient_id, "record.list")
     errors: dict[str, str] = {}
     chosen = [c for c in (category or []) if c]
     values: dict[str, Any] = {
@@ -173,6 +172,8 @@ def timeline(
         except ValidationFailed as exc:
             db.rollback()
             errors = domain_field_errors(exc)
+    # the timeline says what the reader may see; after a filter error, ask directly
+    scope = result.scope if result else consent.read_scope(db, principal, patient_id, "record.list")
     groups = _by_month(result.page.items) if result else []
     next_url = ""
     if result and result.page.next_cursor:
@@ -386,26 +387,23 @@ def record_page(
     request: Request, record_id: uuid.UUID, principal: PageUser, db: Db, uploaded: int = 0
 ) -> HTMLResponse:
     """A record: its details, a preview, whether it is intact and authentic, and its versions."""
-    record = service.get(db, principal, record_id)
-    _, verification = service.verify(db, principal, record_id)
-    scope = consent.read_scope(db, principal, record.patient_id, "record.read")
-    chain = service.versions(db, principal, record)
+    view = service.open_record(db, principal, record_id)
+    record, verification, chain = view.record, view.verification, view.versions
     superseded = record.id in service.superseded_ids(db, [record])
     text = None
-    if record.media_type == "text/plain" and verification.file_intact:
-        _, data = service.content(db, principal, record_id)
-        text = data.decode("utf-8", errors="replace")[:PREVIEW_CHARS]
+    if record.media_type == "text/plain" and verification.file_intact and view.content is not None:
+        text = view.content.decode("utf-8", errors="replace")[:PREVIEW_CHARS]
     manifest = _manifest(record)
     context = {
         "record": record,
-        "patient": patients.get_patient(db, principal, record.patient_id),
+        "patient": view.patient,
         "verification": verification,
         "manifest": manifest,
         "signed_at": _signed_at(manifest) or record.created_at,
         "names": service.uploader_names(db, chain),
         "versions": chain,
         "superseded": superseded,
-        "can_correct": _may_write(scope) and not superseded,
+        "can_correct": _may_write(view.scope) and not superseded,
         "text": text,
         "vital_signs": VITAL_SIGNS,
         "category_label": CATEGORIES.get(record.category, record.category),

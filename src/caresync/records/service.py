@@ -116,7 +116,7 @@ def upload(session: Session, principal: Principal, request: Upload, data: bytes)
         manifest = signing.canonical_json(
             {**described, "record_id": str(record_id), "signed_at": utcnow().isoformat()}
         )
-        signature, key = signing.sign(session, principal.user_id, manifest)
+        signature = signing.sign_with(key, manifest)
     record = HealthRecord(
         id=record_id,
         patient_id=request.patient_id,
@@ -259,6 +259,13 @@ def get(
     session: Session, principal: Principal, record_id: uuid.UUID, action: str = "record.read"
 ) -> HealthRecord:
     """One record the principal may read under the consent rule (404 otherwise, audited)."""
+    return _readable(session, principal, record_id, action)[0]
+
+
+def _readable(
+    session: Session, principal: Principal, record_id: uuid.UUID, action: str
+) -> tuple[HealthRecord, ReadScope]:
+    """The record and the reader's scope over its patient, if the scope covers it (audited either way)."""
     record = session.get(HealthRecord, record_id)
     scope = None
     if record is not None:
@@ -287,7 +294,7 @@ def get(
         detail={"access": scope.access.value},
         flagged=scope.break_glass,
     )
-    return record
+    return record, scope
 
 
 @dataclass(frozen=True)
@@ -378,8 +385,14 @@ def uploaders(session: Session, principal: Principal, patient_id: uuid.UUID) -> 
     return [(user_id, name) for user_id, name in session.execute(query)]
 
 
-def versions(session: Session, principal: Principal, record: HealthRecord) -> list[HealthRecord]:
-    """Every version of ``record`` (older and newer), oldest first, that the principal may read."""
+def versions(session: Session, principal: Principal, record_id: uuid.UUID) -> list[HealthRecord]:
+    """Every version of the record (older and newer), oldest first, that the principal may read."""
+    record, scope = _readable(session, principal, record_id, "record.read")
+    return [r for r in _chain(session, record) if scope.allows(r.category)]
+
+
+def _chain(session: Session, record: HealthRecord) -> list[HealthRecord]:
+    """``record`` with the versions it corrects and those correcting it, oldest first."""
     chain = [record]
     while chain[0].supersedes_id is not None:
         older = session.get(HealthRecord, chain[0].supersedes_id)
@@ -393,8 +406,33 @@ def versions(session: Session, principal: Principal, record: HealthRecord) -> li
         if newer is None:
             break
         chain.append(newer)
-    scope = read_scope(session, principal, record.patient_id, "record.read")
-    return [r for r in chain if scope.allows(r.category)]
+    return chain
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """A record with everything its page shows."""
+
+    record: HealthRecord
+    patient: Patient
+    scope: ReadScope
+    verification: Verification
+    versions: list[HealthRecord]
+    content: bytes | None  # the decrypted file; None when it is damaged or missing
+
+
+def open_record(session: Session, principal: Principal, record_id: uuid.UUID) -> RecordView:
+    """Read a record once (one audited read) with its patient, the reader's scope, its verification, the
+    versions the reader may see and its decrypted file."""
+    record, scope = _readable(session, principal, record_id, "record.read")
+    try:
+        data: bytes | None = storage.get(record.file_sha256)
+    except (ValueError, NotFound):
+        data = None
+    patient = session.get(Patient, record.patient_id)
+    assert patient is not None  # the record's foreign key
+    readable = [r for r in _chain(session, record) if scope.allows(r.category)]
+    return RecordView(record, patient, scope, _check(record, data), readable, data)
 
 
 def content(session: Session, principal: Principal, record_id: uuid.UUID) -> tuple[HealthRecord, bytes]:
@@ -446,10 +484,18 @@ def verify(session: Session, principal: Principal, record_id: uuid.UUID) -> tupl
 def check_record(record: HealthRecord) -> Verification:
     """Re-hash the stored file and check the manifest and its signature. No permission check: the caller
     has already decided the record may be shown (see :func:`verify`)."""
-    result = Verification()
     try:
-        result.file_intact = signing.sha256_hex(storage.get(record.file_sha256)) == record.file_sha256
+        data: bytes | None = storage.get(record.file_sha256)
     except (ValueError, NotFound):
+        data = None
+    return _check(record, data)
+
+
+def _check(record: HealthRecord, data: bytes | None) -> Verification:
+    """Verify ``record`` given its decrypted file (``None``: it could not be read)."""
+    result = Verification()
+    result.file_intact = data is not None and signing.sha256_hex(data) == record.file_sha256
+    if not result.file_intact:
         result.problems.append("The stored file is damaged or missing: it no longer matches its fingerprint.")
     try:
         manifest = json.loads(record.manifest)

@@ -14,7 +14,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from caresync.core import audit
@@ -107,47 +107,49 @@ class Access(StrEnum):
 
 def patient_access(session: Session, principal: Principal, patient_id: uuid.UUID) -> Access | None:
     """The basis on which ``principal`` may access the patient, or ``None``."""
-    from caresync.identity.models import CareRelationship
-
     if principal.is_system:
         return Access.SYSTEM
     if principal.role == "patient":
         return Access.SELF if principal.patient_id == patient_id else None
     if principal.role not in CLINICIANS or principal.user_id is None:
         return None
-    in_care = session.execute(
-        select(
-            exists().where(
-                CareRelationship.patient_id == patient_id,
-                CareRelationship.practitioner_id == principal.user_id,
-                CareRelationship.organisation_id == principal.organisation_id,
-                CareRelationship.ended_at.is_(None),
-            )
-        )
-    ).scalar()
-    if in_care:
+    if _includes(session, cared_for_patient_ids(principal), patient_id):
         return Access.CARE_TEAM
     if has_break_glass(session, principal, patient_id):
         return Access.BREAK_GLASS
-    if session.execute(select(active_consents(principal, patient_id).exists())).scalar():
+    if _includes(session, consented_patient_ids(principal), patient_id):
         return Access.CONSENT
     return None
 
 
+def _includes(session: Session, patient_ids: Select[Any], patient_id: uuid.UUID) -> bool:
+    column = patient_ids.selected_columns[0]
+    return bool(session.execute(select(patient_ids.where(column == patient_id).exists())).scalar())
+
+
 def has_break_glass(session: Session, principal: Principal, patient_id: uuid.UUID) -> bool:
     """Whether the principal holds an unexpired break-glass grant for the patient."""
+    return _includes(session, break_glass_patient_ids(principal), patient_id)
+
+
+def cared_for_patient_ids(principal: Principal) -> Select[Any]:
+    """The ids of the patients whose care team the principal belongs to, on behalf of their current
+    organisation (a subquery)."""
+    from caresync.identity.models import CareRelationship
+
+    return select(CareRelationship.patient_id).where(
+        CareRelationship.practitioner_id == principal.user_id,
+        CareRelationship.organisation_id == principal.organisation_id,
+        CareRelationship.ended_at.is_(None),
+    )
+
+
+def break_glass_patient_ids(principal: Principal) -> Select[Any]:
+    """The ids of the patients the principal holds an unexpired break-glass grant for (a subquery)."""
     from caresync.identity.models import BreakGlassGrant
 
-    return bool(
-        session.execute(
-            select(
-                exists().where(
-                    BreakGlassGrant.patient_id == patient_id,
-                    BreakGlassGrant.user_id == principal.user_id,
-                    BreakGlassGrant.expires_at > utcnow(),
-                )
-            )
-        ).scalar()
+    return select(BreakGlassGrant.patient_id).where(
+        BreakGlassGrant.user_id == principal.user_id, BreakGlassGrant.expires_at > utcnow()
     )
 
 

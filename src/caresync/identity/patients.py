@@ -22,6 +22,8 @@ from caresync.core.rbac import (
     Access,
     Perm,
     authorize_patient,
+    break_glass_patient_ids,
+    cared_for_patient_ids,
     consented_patient_ids,
     has_perm,
     require,
@@ -236,17 +238,13 @@ def _visible_patients(principal: Principal) -> Select[Patient]:
     query = select(Patient)
     if principal.role == "patient":
         return query.where(Patient.id == principal.patient_id)
-    now = utcnow()
-    in_care = select(CareRelationship.patient_id).where(
-        CareRelationship.practitioner_id == principal.user_id,
-        CareRelationship.organisation_id == principal.organisation_id,
-        CareRelationship.ended_at.is_(None),
+    return query.where(
+        or_(
+            Patient.id.in_(cared_for_patient_ids(principal)),
+            Patient.id.in_(break_glass_patient_ids(principal)),
+            Patient.id.in_(consented_patient_ids(principal)),
+        )
     )
-    glass = select(BreakGlassGrant.patient_id).where(
-        BreakGlassGrant.user_id == principal.user_id, BreakGlassGrant.expires_at > now
-    )
-    consented = consented_patient_ids(principal)
-    return query.where(or_(Patient.id.in_(in_care), Patient.id.in_(glass), Patient.id.in_(consented)))
 
 
 def list_patients(

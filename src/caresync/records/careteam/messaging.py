@@ -24,11 +24,10 @@ from caresync.core import audit, realtime
 from caresync.core.auth import Principal
 from caresync.core.errors import Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
-from caresync.core.rbac import CLINICIANS, Perm, authorize_patient
+from caresync.core.rbac import CLINICIANS, Perm, authorize_patient, cared_for_patient_ids
 from caresync.db import on_commit, utcnow
 from caresync.identity.models import Patient, User
 from caresync.records.careteam.team import (
-    cared_for_patient_ids,
     clean_text,
     is_member,
     member_ids,

@@ -18,9 +18,16 @@ from sqlalchemy.orm import Session
 from caresync.core import audit
 from caresync.core.auth import Principal
 from caresync.core.errors import Forbidden, NotFound
-from caresync.core.rbac import CLINICIANS, Access, Perm, authorize_patient, patient_access
-from caresync.db import utcnow
-from caresync.identity.models import BreakGlassGrant, CareRelationship, Patient, User
+from caresync.core.rbac import (
+    CLINICIANS,
+    Access,
+    Perm,
+    authorize_patient,
+    break_glass_patient_ids,
+    cared_for_patient_ids,
+    patient_access,
+)
+from caresync.identity.models import CareRelationship, Patient, User
 
 TEAM_ACCESS = frozenset({Access.CARE_TEAM, Access.BREAK_GLASS, Access.SYSTEM})
 
@@ -79,22 +86,10 @@ def is_member(session: Session, patient_id: uuid.UUID, user_id: uuid.UUID | None
     return bool(session.execute(select(exists(query.subquery()))).scalar())
 
 
-def cared_for_patient_ids(principal: Principal) -> Select[Any]:
-    """The ids of the patients whose care team the principal belongs to (a subquery)."""
-    return select(CareRelationship.patient_id).where(
-        CareRelationship.practitioner_id == principal.user_id,
-        CareRelationship.organisation_id == principal.organisation_id,
-        CareRelationship.ended_at.is_(None),
-    )
-
-
 def team_work_patient_ids(principal: Principal) -> CompoundSelect[Any]:
     """The ids of the patients the principal may coordinate care for now: their care team's patients and
     those they hold an unexpired break-glass grant for (a subquery)."""
-    glass = select(BreakGlassGrant.patient_id).where(
-        BreakGlassGrant.user_id == principal.user_id, BreakGlassGrant.expires_at > utcnow()
-    )
-    return cared_for_patient_ids(principal).union(glass)
+    return cared_for_patient_ids(principal).union(break_glass_patient_ids(principal))
 
 
 def team(session: Session, principal: Principal, patient_id: uuid.UUID) -> list[Member]:

@@ -78,6 +78,12 @@ class UnsupportedMedia(DomainError):
     status, title, slug = 415, "Unsupported media type", "unsupported-media"
 
 
+class TooManyAttempts(DomainError):
+    """Too many failed attempts from one caller; they must wait (429)."""
+
+    status, title, slug = 429, "Too many attempts", "too-many-attempts"
+
+
 def field_errors(errors: Sequence[Any]) -> dict[str, str]:
     """Pydantic errors as ``{field: message}``: one message per field, the field named as the caller sent
     it (``address.city``), without Pydantic's internal union-branch labels."""

@@ -39,7 +39,7 @@ from caresync.records.rules import (
 )
 from caresync.scheduling import booking
 from caresync.web.deps import Db, FormValues
-from caresync.web.pagekit import PageUser, domain_field_errors, redirect, render_page
+from caresync.web.pagekit import PageUser, domain_field_errors, is_htmx, redirect, render_page
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -186,7 +186,7 @@ def timeline(
         "result": result,
         "groups": groups,
         # "Load more" appends to the month the previous page ended with: not headed again
-        "continues": after if request.headers.get("HX-Request") else "",
+        "continues": after if is_htmx(request) else "",
         "next_url": next_url,
         "values": values,
         "errors": errors,
@@ -194,7 +194,7 @@ def timeline(
         "categories": [(code, label) for code, label in CATEGORIES.items() if scope.allows(code)],
         "scope_note": _scope_note(scope),
     }
-    if request.headers.get("HX-Request"):
+    if is_htmx(request):
         template = "records/_items.html" if cursor else "records/_timeline.html"
         return _render(request, db, principal, template, context)
     context["patient"] = patients.get_patient(db, principal, patient_id)

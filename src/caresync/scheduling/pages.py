@@ -36,7 +36,7 @@ from caresync.scheduling.rules import (
     plan_for_insurer,
 )
 from caresync.web.deps import Db, FormValues
-from caresync.web.pagekit import PageUser, domain_field_errors, redirect, render_page
+from caresync.web.pagekit import PageUser, domain_field_errors, is_htmx, redirect, render_page
 
 router = APIRouter(include_in_schema=False)
 S = AppointmentStatus
@@ -99,7 +99,7 @@ def find_doctor(request: Request, principal: PageUser, db: Db) -> HTMLResponse:
         if results and results.next_cursor
         else "",
     }
-    template = "scheduling/_results.html" if request.headers.get("HX-Request") else "scheduling/find.html"
+    template = "scheduling/_results.html" if is_htmx(request) else "scheduling/find.html"
     return render_page(request, db, principal, template, context)
 
 

@@ -61,6 +61,11 @@ PageUser = Annotated[Principal, Depends(page_user)]
 PartialPageUser = Annotated[Principal, Depends(page_partial_user)]
 
 
+def is_htmx(request: Request) -> bool:
+    """Whether HTMX made the request (it then wants a fragment, not the whole page)."""
+    return bool(request.headers.get("HX-Request"))
+
+
 def render_page(
     request: Request,
     db: Session,

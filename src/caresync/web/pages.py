@@ -39,6 +39,7 @@ from caresync.web.pagekit import (
     clean_form,
     domain_field_errors,
     form_field_errors,
+    is_htmx,
     redirect,
     render_page,
 )
@@ -338,7 +339,7 @@ def patient_list(
         "can_break_glass": has_perm(principal, Perm.PATIENT_BREAK_GLASS),
         "errors": {},
     }
-    template = "patients/_table.html" if request.headers.get("hx-request") else "patients/list.html"
+    template = "patients/_table.html" if is_htmx(request) else "patients/list.html"
     return render_page(request, db, principal, template, context)
 
 
@@ -483,7 +484,7 @@ def users(
         **query,
         "created": request.query_params.get("created"),
     }
-    template = "admin/_users_table.html" if request.headers.get("hx-request") else "admin/users.html"
+    template = "admin/_users_table.html" if is_htmx(request) else "admin/users.html"
     return render_page(request, db, principal, template, context)
 
 
@@ -610,7 +611,7 @@ def job_status(request: Request, db: Db, principal: PageUser, job_id: uuid.UUID)
     """A job's progress; the partial refreshes itself until the job ends."""
     job = jobs.get_job(db, principal, job_id)
     view = jobs.job_view(job)
-    template = "jobs/_status.html" if request.headers.get("hx-request") else "jobs/status.html"
+    template = "jobs/_status.html" if is_htmx(request) else "jobs/status.html"
     return render_page(request, db, principal, template, {"job": view})
 
 

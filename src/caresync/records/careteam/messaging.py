@@ -28,13 +28,12 @@ from caresync.core.rbac import CLINICIANS, Perm, authorize_patient, cared_for_pa
 from caresync.db import on_commit, utcnow
 from caresync.identity.models import Patient, User
 from caresync.records.careteam.team import (
-    clean_text,
     is_member,
     member_ids,
     patient_names,
 )
 from caresync.records.models import Message, MessageThread, ThreadRead
-from caresync.records.rules import THREAD_KINDS
+from caresync.records.rules import THREAD_KINDS, clean_line, clean_text
 
 MAX_BODY = 5000
 MAX_SUBJECT = 200
@@ -123,7 +122,7 @@ def _check_text(subject: str | None, body: str) -> tuple[str, str]:
         raise ValidationFailed(f"Keep the message under {MAX_BODY} characters.", extra={"field": "body"})
     if subject is None:
         return "", body
-    subject = " ".join(clean_text(subject).split())
+    subject = clean_line(subject)
     if not subject:
         raise ValidationFailed("Give the conversation a subject.", extra={"field": "subject"})
     if len(subject) > MAX_SUBJECT:

@@ -26,15 +26,11 @@ from caresync.records.models import CareTask, ClinicalNote
 from caresync.records.rules import CATEGORIES, NOTE_CATEGORIES, THREAD_KINDS
 from caresync.scheduling import booking
 from caresync.web.deps import Db, FormValues
-from caresync.web.pagekit import PageUser, domain_field_errors, redirect, render_page
+from caresync.web.pagekit import PageUser, domain_field_errors, is_htmx, redirect, render_page
 
 router = APIRouter(include_in_schema=False)
 T = "careteam"
 NOTES_PER_PAGE = 20
-
-
-def _htmx(request: Request) -> bool:
-    return bool(request.headers.get("hx-request"))
 
 
 def _render(
@@ -314,7 +310,7 @@ def _messages(
         "values": values or {},
         "errors": errors or {},
     }
-    if _htmx(request):
+    if is_htmx(request):
         return _render(request, db, principal, "_threads.html", context)
     if principal.role == "patient":
         has_team = bool(principal.patient_id and team.team(db, principal, principal.patient_id))
@@ -386,7 +382,7 @@ def _thread(
         "errors": errors or {},
         "is_patient": principal.role == "patient",
     }
-    template = fragment if _htmx(request) else "thread.html"
+    template = fragment if is_htmx(request) else "thread.html"
     return _render(request, db, principal, template, context, status_code)
 
 
@@ -401,7 +397,7 @@ def post_message(
     except DomainError as exc:
         db.rollback()
         errors = _form_error(exc)
-        status = 200 if _htmx(request) else exc.status
+        status = 200 if is_htmx(request) else exc.status
         return _thread(
             request,
             db,
@@ -413,6 +409,6 @@ def post_message(
             status_code=status,
         )
     db.commit()
-    if not _htmx(request):
+    if not is_htmx(request):
         return redirect(f"/messages/{thread_id}#latest")
     return _thread(request, db, principal, thread_id, fragment="_panel.html")

@@ -20,9 +20,9 @@ from caresync.core.notify import notify
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import CLINICIANS, Access
 from caresync.db import utcnow
-from caresync.records.careteam.team import clean_text, is_member, require_team_access, team_work_patient_ids
+from caresync.records.careteam.team import is_member, require_team_access, team_work_patient_ids
 from caresync.records.models import CareTask
-from caresync.records.rules import TASK_STATUSES
+from caresync.records.rules import TASK_STATUSES, clean_line, clean_text
 
 MAX_TITLE = 200
 MAX_DETAIL = 5000
@@ -56,7 +56,7 @@ def create_task(session: Session, principal: Principal, draft: TaskDraft) -> Car
     """A doctor or nurse of the care team assigns a task to a member of that team (or to themselves)."""
     access = require_team_access(session, principal, draft.patient_id, "task.create", write=True)
     assert principal.user_id is not None  # only signed-in clinicians pass require_team_access
-    title = " ".join(clean_text(draft.title).split())
+    title = clean_line(draft.title)
     if not title:
         raise ValidationFailed("Give the task a title.", extra={"field": "title"})
     if len(title) > MAX_TITLE:

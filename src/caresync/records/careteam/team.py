@@ -140,13 +140,6 @@ def may_coordinate(session: Session, principal: Principal, patient_id: uuid.UUID
     return patient_access(session, principal, patient_id) in TEAM_ACCESS
 
 
-def clean_text(value: str) -> str:
-    """Free text as stored: without control characters (a NUL cannot even be stored in PostgreSQL) other
-    than line breaks and tabs, with Windows line ends made plain, and trimmed."""
-    text = value.replace("\r\n", "\n")
-    return "".join(c for c in text if c.isprintable() or c in "\n\t").strip()
-
-
 def patient_names(session: Session, patient_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Display names of patients by id."""
     if not patient_ids:

@@ -28,14 +28,14 @@ from caresync.config import get_settings
 from caresync.core import audit, crypto
 from caresync.core.audit import AuditEntry
 from caresync.core.auth import Principal, anonymous
-from caresync.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from caresync.core.errors import Conflict, NotFound, TooManyAttempts, ValidationFailed
 from caresync.core.notify import notify
 from caresync.core.pagination import Page, paginate
 from caresync.db import utcnow
 from caresync.identity.models import Patient
 from caresync.records.consent import require_patient_self
 from caresync.records.models import HealthRecord, ShareLink
-from caresync.records.rules import grant_status
+from caresync.records.rules import clean_line, grant_status
 from caresync.records.service import Verification, check_record, stored_file, superseded_ids
 
 DEFAULT_EXPIRY = timedelta(days=7)
@@ -58,12 +58,6 @@ VIEW_TIMED_OUT = "This view has timed out. Enter the code again to continue."
 NOT_SHARED = "This record is not part of the share."
 NO_SHARE = "No such share."
 SHARE_HOLDER = "Share link holder"
-
-
-class TooManyAttempts(DomainError):
-    """Too many wrong codes from one address (429)."""
-
-    status, title, slug = 429, "Too many attempts", "too-many-attempts"
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,7 @@ def create_share(
     token, code = crypto.new_token(), new_code()
     share = ShareLink(
         patient_id=patient_id,
-        label="".join(c for c in label if c.isprintable()).strip()[:120],
+        label=clean_line(label)[:120],
         token_digest=crypto.token_digest(token),
         code_digest=code_digest(code),
         created_by=principal.user_id,

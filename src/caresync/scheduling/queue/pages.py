@@ -27,14 +27,10 @@ from caresync.scheduling.queue import service
 from caresync.scheduling.rules import TRIAGE_LABELS, TRIAGE_LEVELS, TriageScale
 from caresync.web.api import socket_token, stream_events
 from caresync.web.deps import Db, FormValues
-from caresync.web.pagekit import PageUser, domain_field_errors, redirect, render_page
+from caresync.web.pagekit import PageUser, domain_field_errors, is_htmx, redirect, render_page
 
 router = APIRouter(include_in_schema=False)
 TEMPLATE_DIR = "scheduling/queue"
-
-
-def _htmx(request: Request) -> bool:
-    return bool(request.headers.get("hx-request"))
 
 
 def _console_context(
@@ -65,7 +61,7 @@ def _console(
     view = service.read_queue(db, principal, location_id)
     db.commit()
     context = _console_context(view, errors or {}, values or {})
-    if _htmx(request):
+    if is_htmx(request):
         return render_page(request, db, principal, f"{TEMPLATE_DIR}/_console.html", context)
     return render_page(request, db, principal, f"{TEMPLATE_DIR}/console.html", context, status)
 
@@ -89,7 +85,7 @@ def _after_action(
         errors = domain_field_errors(exc)
         return _console(request, db, principal, location_id, errors=errors, values=values, status=exc.status)
     db.commit()
-    if not _htmx(request):
+    if not is_htmx(request):
         return redirect(f"/queue/{location_id}")
     return _console(request, db, principal, location_id, values={"_message": message})
 
@@ -260,7 +256,7 @@ def entry_action(request: Request, db: Db, principal: PageUser, entry_id: uuid.U
 def board(request: Request, db: Db, principal: PageUser, location_id: uuid.UUID) -> Response:
     """The waiting-room board (tickets only, large type; live)."""
     view = service.board(db, principal, location_id)
-    template = "_board.html" if _htmx(request) else "board.html"
+    template = "_board.html" if is_htmx(request) else "board.html"
     return render_page(request, db, principal, f"{TEMPLATE_DIR}/{template}", {"board": view})
 
 
@@ -269,7 +265,7 @@ def my_place(request: Request, db: Db, principal: PageUser) -> Response:
     """A patient's place in the queue, with the estimated wait (live)."""
     places = service.own_places(db, principal)
     db.commit()
-    template = "_my_place.html" if _htmx(request) else "my_place.html"
+    template = "_my_place.html" if is_htmx(request) else "my_place.html"
     return render_page(request, db, principal, f"{TEMPLATE_DIR}/{template}", {"places": places})
 
 

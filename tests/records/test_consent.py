@@ -379,3 +379,9 @@ def test_consent_permission_matrix(client: TestClient, cast: Any, make: Any, sig
             if response.status_code != expected[role]:
                 problems.append(f"{method} {path} as {role}: {response.status_code} != {expected[role]}")
     assert not problems, "\n".join(problems)
+
+
+def test_a_consent_note_is_stored_without_control_characters(client: TestClient, chart: Chart) -> None:
+    granted = grant(client, chart, ["lab"], note="Second\x00 opinion\t on\x1b labs")
+    assert granted.status_code == 201, granted.text
+    assert granted.json()["note"] == "Second opinion on labs"

@@ -372,3 +372,13 @@ def test_a_record_attaches_only_to_the_patients_own_appointment(client: TestClie
     refused = upload(client, headers, patient.patient_id, appointment_id=uuid.uuid4())
     assert refused.status_code == 422
     assert "appointment" in refused.json()["detail"]
+
+
+def test_control_characters_never_reach_the_database(client: TestClient, own: Any) -> None:
+    """A NUL cannot be stored by PostgreSQL: titles and consent notes are cleaned, not a 500."""
+    patient, headers, _record, _content = own
+    created = upload(
+        client, headers, patient.patient_id, title="Blood\x00 panel\x07\n  2026", content=PDF + b"%nul"
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["title"] == "Blood panel 2026"

@@ -33,6 +33,7 @@ from caresync.records.rules import (
     CATEGORIES,
     DEFAULT_CARE_TEAM_POLICY,
     care_team_categories,
+    clean_line,
     grant_status,
     parse_categories,
 )
@@ -135,7 +136,7 @@ def grant(session: Session, principal: Principal, request: Grant) -> RecordConse
         grantee_user_id=request.practitioner_id,
         grantee_organisation_id=request.organisation_id,
         categories=sorted(categories),
-        note=request.note.strip()[:200],
+        note=clean_line(request.note)[:200],
         created_by=principal.user_id,
         created_at=now,
         expires_at=request.expires_at,

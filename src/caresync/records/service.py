@@ -31,6 +31,7 @@ from caresync.records.rules import (
     FILE_TYPES,
     MANIFEST_VERSION,
     check_vital_signs,
+    clean_line,
     parse_categories,
 )
 from caresync.scheduling import booking as scheduling
@@ -70,7 +71,7 @@ def upload(session: Session, principal: Principal, request: Upload, data: bytes)
     authorize_patient(session, principal, request.patient_id, Perm.PATIENT_WRITE, "record.create")
     if request.category not in CATEGORIES:
         raise ValidationFailed(f"Unknown category {request.category!r}.", extra={"field": "category"})
-    title = request.title.strip()
+    title = clean_line(request.title)
     if not title:
         raise ValidationFailed("Give the record a title.", extra={"field": "title"})
     if request.recorded_on > utcnow().date():

@@ -107,7 +107,7 @@ def seed(var_dir: Path, count: int) -> str:
 def pdf_template() -> bytes:
     """A valid PDF lab report of just over 2 MB (many pages of results) with a fixed-width run marker in
     its title."""
-    from caresync.records.demo import text_pdf
+    from caresync.records.demo_documents import text_pdf
 
     def report(rows: int) -> bytes:
         row = ("Haemoglobin A1c", "6.9", "%", "4.0 - 5.6", "H")

@@ -19,7 +19,7 @@ from caresync.db import utcnow
 from caresync.demo import DEMO_LOGINS, load_demo
 from caresync.identity.models import Patient, User
 from caresync.records import service
-from caresync.records.demo import ecg_strip, text_pdf
+from caresync.records.demo_documents import ecg_strip, text_pdf
 from caresync.records.models import (
     CareTask,
     ClinicalNote,

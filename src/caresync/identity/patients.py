@@ -25,7 +25,6 @@ from caresync.core.rbac import (
     break_glass_patient_ids,
     cared_for_patient_ids,
     consented_patient_ids,
-    has_perm,
     require,
 )
 from caresync.db import utcnow
@@ -476,8 +475,3 @@ def search_audit(
     )
     audit.record(session, principal, "audit.search", detail={"count": len(page.items)})
     return page
-
-
-def may_see_patients(principal: Principal) -> bool:
-    """Whether the role has any patient view (for navigation)."""
-    return has_perm(principal, Perm.PATIENT_READ)

@@ -34,6 +34,7 @@ Helpers import directly: ``from tests.conftest import API, PASSWORD, bearer, log
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import secrets
@@ -41,12 +42,13 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 _VAR_DIR = Path(tempfile.mkdtemp(prefix="caresync-test-"))
 atexit.register(shutil.rmtree, _VAR_DIR, ignore_errors=True)
@@ -108,6 +110,7 @@ PASSWORD = "Tidal-Harbour-Lantern-42"
 API = "/api/v1"
 STAFF = ("admin", "doctor", "nurse", "bloodbank_staff", "pharmacist")
 ROLES = (*STAFF, "patient", "donor")
+T = TypeVar("T")
 
 
 def is_postgres() -> bool:
@@ -445,6 +448,14 @@ def next_otp(email: str) -> str:
         code = f"{secrets.token_hex(4)}-{secrets.token_hex(4)}"
         s.add(RecoveryCode(user_id=user.id, code_digest=crypto.token_digest(code)))
         return code
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a fresh event loop in its own thread. ``asyncio.run`` in the test's
+    thread fails when an earlier test on the same xdist worker left a loop running there (the session-wide
+    Playwright browser of the e2e suite does)."""
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        return runner.submit(asyncio.run, coroutine).result()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from caresync.core import realtime
 from caresync.core.realtime import QUEUE_SIZE, Hub
-from tests.conftest import API, bearer
+from tests.conftest import API, bearer, run_coroutine
 
 
 def test_hub_delivers_to_a_subscribed_queue_from_another_thread() -> None:
@@ -38,7 +38,7 @@ def test_hub_delivers_to_a_subscribed_queue_from_another_thread() -> None:
         hub.unsubscribe(alice, second)
         return got, also, bobs.empty()
 
-    got, also, bob_untouched = asyncio.run(scenario())
+    got, also, bob_untouched = run_coroutine(scenario())
     assert sorted(e["n"] for e in got) == [0, 1, 2]
     assert sorted(e["n"] for e in also) == [0, 1, 2]
     assert bob_untouched
@@ -60,7 +60,7 @@ def test_a_stalled_client_loses_its_oldest_events_not_the_newest() -> None:
                 break
         return [queue.get_nowait()["n"] for _ in range(queue.qsize())]
 
-    assert asyncio.run(scenario()) == list(range(5, QUEUE_SIZE + 5))
+    assert run_coroutine(scenario()) == list(range(5, QUEUE_SIZE + 5))
 
 
 def test_deliver_without_sockets_or_loop_is_a_no_op() -> None:

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from tests.conftest import API, login
+from tests.conftest import API, login, run_coroutine
 
 from caresync.core.audit import AuditEntry
 from caresync.core.notify import Notification
@@ -199,7 +199,7 @@ def test_sixty_concurrent_requests_for_one_slot_exactly_one_wins(app: Any, clini
             calls = [client.post(f"{S}/appointments", json=body, headers=headers) for headers in tokens]
             return [r.status_code for r in await asyncio.gather(*calls)]
 
-    statuses = asyncio.run(race())
+    statuses = run_coroutine(race())
     assert statuses.count(201) == 1, statuses
     assert statuses.count(409) == racers - 1, statuses
     booked = holding(clinic)

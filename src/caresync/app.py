@@ -148,7 +148,17 @@ SECRET_PATH_PREFIXES = ("/calendar/", "/share/", "/api/v1/records/shared/")
 
 def create_app() -> FastAPI:
     """Build the CareSync web application."""
+    from caresync.engagement.articles import api as articles_api
+    from caresync.engagement.articles import pages as articles_pages
+    from caresync.engagement.streaks import api as streaks_api
+    from caresync.engagement.streaks import pages as streaks_pages
     from caresync.identity.api import admin, auth, orgs, people
+    from caresync.prescriptions import api as prescriptions_api
+    from caresync.prescriptions import pages as prescriptions_pages
+    from caresync.prescriptions.adherence import api as adherence_api
+    from caresync.prescriptions.adherence import pages as adherence_pages
+    from caresync.prescriptions.dispensing import api as dispensing_api
+    from caresync.prescriptions.dispensing import pages as dispensing_pages
     from caresync.records import api as records_api
     from caresync.records import consultation
     from caresync.records import pages as records_pages
@@ -188,10 +198,18 @@ def create_app() -> FastAPI:
     api_routers = (auth, people, admin, orgs, platform, ws_router)
     scheduling_routers = (scheduling_api.router, queue_api.router, calendar_api.router)
     records_routers = (sharing_api.router, careteam_api.router, records_api.router)  # before /{record_id}
+    # the sub-domains' fixed paths (e.g. /api/v1/prescriptions/doses) before /{prescription_id}
+    prescription_routers = (dispensing_api.router, adherence_api.router, prescriptions_api.router)
+    engagement_routers = (articles_api.router, streaks_api.router)
     for router in (*api_routers, *scheduling_routers, *records_routers, calendar_api.public_router):
+        app.include_router(router)
+    for router in (*prescription_routers, *engagement_routers):
         app.include_router(router)
     page_routers = (pages.router, scheduling_pages.router, queue_pages.router, records_pages.router)
     for router in (*page_routers, sharing_pages.router, careteam_pages.router, consultation.router):
+        app.include_router(router)
+    medication_pages = (dispensing_pages.router, adherence_pages.router, prescriptions_pages.router)
+    for router in (*medication_pages, articles_pages.router, streaks_pages.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 

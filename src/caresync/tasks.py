@@ -9,6 +9,7 @@ JOB_MODULES = (
     "caresync.core.audit",
     "caresync.scheduling.jobs",
     "caresync.scheduling.queue.jobs",
+    "caresync.prescriptions.adherence.jobs",
 )
 
 

@@ -39,6 +39,11 @@ class Perm(StrEnum):
     APPOINTMENT_MANAGE = "appointment:manage"  # arrive, check in, no-show, fulfil; cancel at short notice
     SCHEDULE_MANAGE = "schedule:manage"  # working hours, leave and blocks of the organisation's staff
     QUEUE_MANAGE = "queue:manage"  # add walk-ins, triage, call the next patient
+    PRESCRIBE = "prescription:write"  # prescribe, change status, decide refill and renewal requests
+    DISPENSE = "prescription:dispense"  # verify a prescription's QR code and dispense it
+    ARTICLE_WRITE = "article:write"  # write, publish and archive health articles
+    ARTICLE_READ = "article:read"  # read published health articles
+    ACTIVITY_LOG = "activity:log"  # log one's own daily activities and see one's streaks and badges
 
 
 _CLINICIAN = frozenset(
@@ -54,18 +59,28 @@ _CLINICIAN = frozenset(
         Perm.QUEUE_MANAGE,
     }
 )
+_STAFF_ARTICLES = frozenset({Perm.ARTICLE_READ, Perm.ARTICLE_WRITE})
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "admin": frozenset(
         {Perm.USER_MANAGE, Perm.AUDIT_READ, Perm.ORG_READ, Perm.DIRECTORY_READ, Perm.SCHEDULE_MANAGE}
-    ),
-    "doctor": _CLINICIAN,
-    "nurse": _CLINICIAN,
+    )
+    | _STAFF_ARTICLES,
+    "doctor": _CLINICIAN | _STAFF_ARTICLES | {Perm.PRESCRIBE},
+    "nurse": _CLINICIAN | _STAFF_ARTICLES,
     "patient": frozenset(
-        {Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.OWN_PROFILE, Perm.DIRECTORY_READ, Perm.APPOINTMENT_BOOK}
+        {
+            Perm.PATIENT_READ,
+            Perm.PATIENT_WRITE,
+            Perm.OWN_PROFILE,
+            Perm.DIRECTORY_READ,
+            Perm.APPOINTMENT_BOOK,
+            Perm.ARTICLE_READ,
+            Perm.ACTIVITY_LOG,
+        }
     ),
-    "donor": frozenset({Perm.OWN_PROFILE, Perm.DIRECTORY_READ}),
+    "donor": frozenset({Perm.OWN_PROFILE, Perm.DIRECTORY_READ, Perm.ARTICLE_READ}),
     "bloodbank_staff": frozenset({Perm.ORG_READ, Perm.DIRECTORY_READ}),
-    "pharmacist": frozenset({Perm.ORG_READ, Perm.DIRECTORY_READ}),
+    "pharmacist": frozenset({Perm.ORG_READ, Perm.DIRECTORY_READ, Perm.DISPENSE}) | _STAFF_ARTICLES,
     "system": frozenset(Perm),
 }
 CLINICIANS = frozenset({"doctor", "nurse"})

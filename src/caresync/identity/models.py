@@ -150,6 +150,7 @@ class Patient(IdMixin, TimestampMixin, Base):
     emergency_contact_relation: Mapped[str] = mapped_column(String(60), default="")
     allergies: Mapped[str] = mapped_column(Text, default="")
     blood_group: Mapped[str | None] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")  # IANA name
 
     account: Mapped[User | None] = relationship(foreign_keys=[user_id])
 

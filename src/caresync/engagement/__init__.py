@@ -1,0 +1,2 @@
+"""Patient engagement: health articles with a personalised feed, and daily activity streaks with
+badges."""

@@ -1,0 +1,2 @@
+"""Daily activity streaks: patients log activities in their local days; current and longest streaks and
+badges."""

@@ -131,6 +131,35 @@ def test_null_clears_an_optional_field(client: TestClient, make: Any, sign_in: A
     assert created.json()["city"] == ""
 
 
+@pytest.mark.parametrize(
+    ("sent", "status", "stored"),
+    [
+        ("Asia/Tokyo", 200, "Asia/Tokyo"),
+        ("America/Los_Angeles", 200, "America/Los_Angeles"),
+        (None, 200, "UTC"),
+        ("Mars/Olympus_Mons", 422, "Europe/Lisbon"),
+        ("europe/lisbon", 422, "Europe/Lisbon"),
+        ("", 422, "Europe/Lisbon"),
+    ],
+    ids=["tokyo", "los-angeles", "cleared-to-utc", "unknown", "wrong-case", "empty"],
+)
+def test_patients_set_their_time_zone(
+    client: TestClient, make: Any, sign_in: Any, sent: str | None, status: int, stored: str
+) -> None:
+    patient = make.patient_user()
+    headers = sign_in(patient)
+    patient_id = patient.patient.id
+    assert (
+        client.patch(
+            f"{API}/patients/{patient_id}", json={"timezone": "Europe/Lisbon"}, headers=headers
+        ).json()["timezone"]
+        == "Europe/Lisbon"
+    )
+    patched = client.patch(f"{API}/patients/{patient_id}", json={"timezone": sent}, headers=headers)
+    assert patched.status_code == status, patched.text
+    assert client.get(f"{API}/patients/{patient_id}", headers=headers).json()["timezone"] == stored
+
+
 def test_clinician_may_clear_blood_group(client: TestClient, make: Any, sign_in: Any) -> None:
     doctor = make.staff("doctor")
     patient = make.patient(blood_group="AB+")

@@ -58,6 +58,7 @@ EDITABLE_FIELDS = frozenset(
         "emergency_contact_relation",
         "allergies",
         "blood_group",
+        "timezone",
     }
 )
 REQUIRED_FIELDS = frozenset({"given_name", "family_name", "birth_date", "sex"})
@@ -66,11 +67,14 @@ CLINICIAN_ONLY_FIELDS = frozenset({"blood_group"})
 # Columns that may hold NULL. For every other optional field an explicit null means "clear it" (stored as
 # ''), instead of reaching the NOT NULL constraint as a 500.
 NULLABLE_FIELDS = frozenset({"latitude", "longitude", "blood_group"})
+CLEARED_VALUES = {"timezone": "UTC"}  # what a cleared field becomes when it is not the empty string
 
 
 def _nulls_cleared(fields: dict[str, Any]) -> dict[str, Any]:
     keep_null = NULLABLE_FIELDS | REQUIRED_FIELDS
-    return {k: "" if v is None and k not in keep_null else v for k, v in fields.items()}
+    return {
+        k: CLEARED_VALUES.get(k, "") if v is None and k not in keep_null else v for k, v in fields.items()
+    }
 
 
 def new_patient(**fields: Any) -> Patient:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, get_args
+from zoneinfo import available_timezones
 
 from pydantic import (
     BaseModel,
@@ -26,6 +27,12 @@ BloodGroup = Literal["O-", "O+", "A-", "A+", "B-", "B+", "AB-", "AB+"]
 Password = Annotated[str, Field(min_length=1, max_length=256)]
 assert set(SEXES) == set(get_args(Sex))
 assert set(BLOOD_GROUPS) == set(get_args(BloodGroup))
+
+
+def _check_timezone(value: str | None) -> str | None:
+    if value is not None and value not in available_timezones():
+        raise ValueError("not a known time zone: use an IANA name such as Europe/Lisbon")
+    return value
 
 
 def _check_birth_date(value: date | None) -> date | None:
@@ -60,8 +67,10 @@ class PatientFields(BaseModel):
     ) = None
     allergies: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
     blood_group: BloodGroup | None = None
+    timezone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
 
     _birth = field_validator("birth_date")(classmethod(lambda cls, v: _check_birth_date(v)))
+    _timezone = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
 
     def changes(self) -> dict[str, Any]:
         """Only the fields the caller actually sent."""
@@ -104,6 +113,7 @@ class PatientOut(BaseModel):
     emergency_contact_relation: str
     allergies: str
     blood_group: str | None
+    timezone: str
     has_account: bool = False
     updated_at: datetime
 

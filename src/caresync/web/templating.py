@@ -6,6 +6,7 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import available_timezones
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -87,6 +88,7 @@ TEMPLATES.env.filters["plan_name"] = lambda code: INSURANCE_PLANS.get(code, code
 TEMPLATES.env.filters["language_name"] = lambda code: LANGUAGES.get(code, code)
 TEMPLATES.env.filters["fromjson"] = json.loads
 TEMPLATES.env.globals["version"] = __version__
+TEMPLATES.env.globals["time_zones"] = sorted(available_timezones())
 
 
 def render(

@@ -1,0 +1,85 @@
+"""Who may see and change prescriptions: the one place every prescriptions module asks.
+
+Prescriptions are part of the patient's record in the ``medication`` category, so reading them follows the
+records consent rule (``records.consent.read_scope``): the patient, their care team under the
+organisation's policy, a clinician the patient consented to for medications, or break-glass (flagged in the
+audit log). Prescribing and deciding requests needs the ``PRESCRIBE`` permission and a care relationship
+(or break-glass) with the patient; a consent lets a clinician read, never prescribe. Pharmacists see a
+prescription only through its signed QR code (``prescriptions.dispensing``), never by browsing.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from caresync.core import audit
+from caresync.core.auth import Principal
+from caresync.core.errors import NotFound
+from caresync.core.rbac import Perm, authorize_patient, require
+from caresync.prescriptions.models import Prescription
+from caresync.records.consent import ReadScope, read_scope
+
+CATEGORY = "medication"  # the records category prescriptions belong to, for consent
+
+
+def medication_scope(session: Session, principal: Principal, patient_id: uuid.UUID, action: str) -> ReadScope:
+    """The principal's scope over the patient's medications; 404 (audited) unless it covers them."""
+    scope = read_scope(session, principal, patient_id, action)
+    if not scope.allows(CATEGORY):
+        _deny(session, principal, action, patient_id, "Patient", patient_id)
+        raise NotFound("No such patient.")
+    return scope
+
+
+def readable_prescription(
+    session: Session, principal: Principal, prescription_id: uuid.UUID, action: str
+) -> Prescription:
+    """One prescription the principal may read, with the read audited (flagged under break-glass); 404
+    (audited) when it does not exist or the principal may not read it."""
+    prescription = session.get(Prescription, prescription_id)
+    if prescription is None:
+        _deny(session, principal, action, None, "MedicationRequest", prescription_id)
+        raise NotFound("No such prescription.")
+    try:
+        scope = medication_scope(session, principal, prescription.patient_id, action)
+    except NotFound:
+        raise NotFound("No such prescription.") from None
+    audit.record(
+        session,
+        principal,
+        action,
+        patient_id=prescription.patient_id,
+        resource_type="MedicationRequest",
+        resource_id=prescription.id,
+        detail={"access": scope.access.value},
+        flagged=scope.break_glass,
+    )
+    return prescription
+
+
+def require_prescriber(session: Session, principal: Principal, patient_id: uuid.UUID, action: str) -> None:
+    """Let through a prescriber who cares for the patient (or broke the glass): 403 for roles that may not
+    prescribe, 404 for patients they may not change (both audited)."""
+    require(session, principal, Perm.PRESCRIBE, action)
+    authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, action)
+
+
+def _deny(
+    session: Session,
+    principal: Principal,
+    action: str,
+    patient_id: uuid.UUID | None,
+    resource_type: str,
+    resource_id: uuid.UUID,
+) -> None:
+    audit.record_and_commit(
+        session,
+        principal,
+        action,
+        outcome="denied",
+        patient_id=patient_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+    )

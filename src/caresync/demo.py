@@ -20,8 +20,12 @@ from sqlalchemy.orm import Session
 from caresync.core import audit, crypto
 from caresync.core.auth import system_principal
 from caresync.db import session_factory, transaction, utcnow
+from caresync.engagement.articles.demo_articles import create_demo_articles
+from caresync.engagement.streaks.demo import create_demo_streaks
+from caresync.engagement.streaks.rules import local_day
 from caresync.identity.models import CareRelationship, Organisation, Patient, User
 from caresync.identity.rules import BLOOD_GROUPS, verhoeff_check_digit
+from caresync.prescriptions import demo as prescriptions_demo
 from caresync.records import demo as records_demo
 from caresync.scheduling import demo as scheduling_demo
 
@@ -242,6 +246,18 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
         nurse=next(u for u in clinicians[home.id] if u.role == "nurse"),
         other_doctors=[d for org in care_orgs[1:] for d in doctors[org.id]],
     )
+    medicines = prescriptions_demo.load(
+        session,
+        rng,
+        patients,
+        now,
+        doctor=doctors[home.id][0],
+        pharmacists=[u for u in users if u.role == "pharmacist"],
+    )
+    articles = create_demo_articles(session, doctors[home.id][0].id)
+    for patient in patients:
+        if patient.user_id is not None:
+            create_demo_streaks(session, patient, local_day(now, patient.timezone), rng)
     audit.record(
         session,
         system_principal("caresync demo"),
@@ -253,6 +269,9 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
             "appointments": appointments,
             "records": records.records,
             "notes": records.notes,
+            "prescriptions": medicines.prescriptions,
+            "dispenses": medicines.dispenses,
+            "articles": articles,
         },
     )
     return DemoResult(organisations=len(orgs), users=len(users), patients=n_patients)
@@ -338,6 +357,7 @@ def _patient(rng: random.Random, index: int, orgs: list[Organisation]) -> Patien
         emergency_contact_phone=_mobile(rng),
         emergency_contact_relation=rng.choice(("spouse", "parent", "child", "sibling", "friend")),
         allergies=allergies,
+        timezone="Europe/Lisbon",
         blood_group=rng.choices(list(BLOOD_WEIGHTS), weights=list(BLOOD_WEIGHTS.values()))[0]
         if index % 5
         else None,

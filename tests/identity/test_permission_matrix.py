@@ -227,7 +227,15 @@ CASES: dict[tuple[str, str], Case] = {
 
 
 # Domains whose routes have a permission matrix of their own (tests/<domain>/test_permissions.py).
-OWN_MATRICES = ("/api/v1/scheduling/", "/api/v1/records", "/api/v1/care/")
+OWN_MATRICES = (
+    "/api/v1/scheduling/",
+    "/api/v1/records",
+    "/api/v1/care/",
+    "/api/v1/prescriptions",
+    "/api/v1/pharmacy/",
+    "/api/v1/articles",
+    "/api/v1/activities",
+)
 
 
 def api_routes(

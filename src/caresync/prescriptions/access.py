@@ -3,8 +3,9 @@
 Prescriptions are part of the patient's record in the ``medication`` category, so reading them follows the
 records consent rule (``records.consent.read_scope``): the patient, their care team under the
 organisation's policy, a clinician the patient consented to for medications, or break-glass (flagged in the
-audit log). Prescribing and deciding requests needs the ``PRESCRIBE`` permission and a care relationship
-(or break-glass) with the patient; a consent lets a clinician read, never prescribe. Pharmacists see a
+audit log). Prescribing and deciding requests needs the ``PRESCRIBE`` permission, a care relationship
+(or break-glass) with the patient, and the right to read their medications; a consent lets a clinician
+read, never prescribe. Pharmacists see a
 prescription only through its signed QR code (``prescriptions.dispensing``), never by browsing.
 """
 
@@ -60,10 +61,13 @@ def readable_prescription(
 
 
 def require_prescriber(session: Session, principal: Principal, patient_id: uuid.UUID, action: str) -> None:
-    """Let through a prescriber who cares for the patient (or broke the glass): 403 for roles that may not
-    prescribe, 404 for patients they may not change (both audited)."""
+    """Let through a prescriber who cares for the patient (or broke the glass) and may read their
+    medications (nobody prescribes blind: under a "consent-only" policy that takes the patient's consent):
+    403 for roles that may not prescribe, 404 for patients they may not change or whose medications they
+    may not read (all audited)."""
     require(session, principal, Perm.PRESCRIBE, action)
     authorize_patient(session, principal, patient_id, Perm.PATIENT_WRITE, action)
+    medication_scope(session, principal, patient_id, action)
 
 
 def _deny(

@@ -15,13 +15,13 @@ class Status(StrEnum):
     ACTIVE = "active"
     ON_HOLD = "on-hold"
     CANCELLED = "cancelled"  # withdrawn before anything was dispensed
-    COMPLETED = "completed"  # every allowed dispense happened, or a renewal replaced it
+    COMPLETED = "completed"  # a renewal replaced it (the last dispense leaves it active: still being taken)
     STOPPED = "stopped"  # ended by the prescriber after dispensing began
 
 
 STATUSES = tuple(s.value for s in Status)
-# The state machine: from -> the statuses a prescriber may move it to. ``completed`` is reached by the
-# system (last dispense, or a renewal), never chosen by hand.
+# The state machine: from -> the statuses it may move to. ``active -> completed`` is taken only by the
+# system when a renewal replaces the prescription; the service refuses it as a prescriber's choice.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.DRAFT: frozenset({Status.ACTIVE, Status.CANCELLED}),
     Status.ACTIVE: frozenset({Status.ON_HOLD, Status.STOPPED, Status.CANCELLED, Status.COMPLETED}),

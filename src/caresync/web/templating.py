@@ -46,6 +46,7 @@ NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ("My activities", "/me/activities", "flame", frozenset({"patient"})),
     ("Pharmacy counter", "/pharmacy", "qrcode", frozenset({"pharmacist"})),
     ("Prescription requests", "/prescriptions/requests", "refresh", frozenset({"doctor"})),
+    ("Low adherence", "/prescriptions/adherence", "chart-bar", frozenset({"doctor", "nurse"})),
     (
         "Health articles",
         "/articles",

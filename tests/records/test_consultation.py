@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.conftest import API, web_login
+from tests.prescriptions.conftest import rx_body
 from tests.records.test_summary import add
 
 NOTE = {
@@ -29,12 +30,17 @@ def test_the_consultation_view_follows_consent(client: TestClient, make: Any, si
     add(client, sign_in(patient), pid, "mental-health", "Anxiety follow-up", "2025-11-01")
     note = client.post(f"{API}/care/patients/{pid}/notes", json=NOTE, headers=headers)
     assert note.status_code == 201, note.text
+    prescribed = client.post(f"{API}/prescriptions", json=rx_body(patient), headers=headers)
+    assert prescribed.status_code == 201, prescribed.text
 
     web_login(client, doctor)
     page = client.get(f"/patients/{pid}/consult")
     assert page.status_code == 200, page.text
     for expected in ("Latex", "I10 Essential hypertension", "Lipid panel", "Poorly controlled hypertension"):
         assert expected in page.text
+    assert page.text.count('data-testid="prescription"') == 1
+    assert f'href="/prescriptions/{prescribed.json()["id"]}"' in page.text
+    assert "Amoxicillin 500 mg" in page.text
     assert "Anxiety follow-up" not in page.text
     assert 'data-testid="hidden-categories"' in page.text
     assert 'data-testid="tasks"' in page.text
@@ -47,8 +53,14 @@ def test_the_consultation_view_follows_consent(client: TestClient, make: Any, si
     page = client.get(f"/patients/{pid}/consult")
     assert page.status_code == 200, page.text
     assert "Lipid panel" in page.text
-    for hidden in ("I10 Essential hypertension", "Anxiety follow-up", "Poorly controlled hypertension"):
+    for hidden in (
+        "I10 Essential hypertension",
+        "Anxiety follow-up",
+        "Poorly controlled hypertension",
+        "Amoxicillin",
+    ):
         assert hidden not in page.text
+    assert "Medications are not shared with you." in page.text
     assert 'data-testid="tasks"' not in page.text  # a consent reads, it does not join the care team
 
     client.cookies.clear()

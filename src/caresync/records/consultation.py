@@ -1,6 +1,6 @@
 """The consultation view: one page per patient for the doctor at the visit — the clinical summary
-(allergies, problems, medications, latest vital signs), recent records, notes and tasks, and the places
-where imaging results, prescriptions and scanned documents will appear."""
+(allergies, problems, medications, latest vital signs), active prescriptions with their adherence, recent
+records, notes and tasks, and the places where imaging results and scanned documents will appear."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from fastapi.responses import Response
 
 from caresync.core.errors import Forbidden
 from caresync.core.rbac import CLINICIANS
+from caresync.prescriptions.access import CATEGORY as MEDICATIONS
+from caresync.prescriptions.adherence.service import patient_adherence
+from caresync.prescriptions.service import progress
 from caresync.records.careteam import notes, tasks, team
 from caresync.records.rules import CATEGORIES
 from caresync.records.summary import clinical_summary
@@ -28,6 +31,7 @@ def consultation(request: Request, db: Db, principal: PageUser, patient_id: uuid
     summary = clinical_summary(db, principal, patient_id)
     coordinates = team.may_coordinate(db, principal, patient_id)
     open_tasks = tasks.list_tasks(db, principal, patient_id=patient_id) if coordinates else []
+    adherence = patient_adherence(db, principal, patient_id) if summary.scope.allows(MEDICATIONS) else None
     context = {
         "s": summary,
         "patient": summary.patient,
@@ -37,5 +41,7 @@ def consultation(request: Request, db: Db, principal: PageUser, patient_id: uuid
         "tasks": open_tasks,
         "overdue": {task.id for task in open_tasks if tasks.is_overdue(task)},
         "coordinates": coordinates,
+        "adherence": adherence,
+        "progress": progress,
     }
     return render_page(request, db, principal, "records/consult.html", context)

@@ -17,12 +17,11 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from caresync.core import audit, crypto
+from caresync.core import audit, crypto, localtime
 from caresync.core.auth import system_principal
 from caresync.db import session_factory, transaction, utcnow
 from caresync.engagement.articles.demo_articles import create_demo_articles
 from caresync.engagement.streaks.demo import create_demo_streaks
-from caresync.engagement.streaks.rules import local_day
 from caresync.identity.models import CareRelationship, Organisation, Patient, User
 from caresync.identity.rules import BLOOD_GROUPS, verhoeff_check_digit
 from caresync.prescriptions import demo as prescriptions_demo
@@ -257,7 +256,7 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
     articles = create_demo_articles(session, doctors[home.id][0].id)
     for patient in patients:
         if patient.user_id is not None:
-            create_demo_streaks(session, patient, local_day(now, patient.timezone), rng)
+            create_demo_streaks(session, patient, localtime.local_date(patient.timezone, now), rng)
     audit.record(
         session,
         system_principal("caresync demo"),

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from caresync.core import localtime
+from caresync.core.text import clean_line
 from caresync.engagement.rules import BADGES
 from caresync.engagement.streaks import rules
 
@@ -101,12 +103,12 @@ def test_runs_are_oldest_first() -> None:
     ],
 )
 def test_local_day(instant: datetime, zone: str, day: date) -> None:
-    assert rules.local_day(instant, zone) == day
+    assert localtime.local_date(zone, instant) == day
 
 
 def test_local_day_refuses_naive_times() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        rules.local_day(datetime(2026, 3, 10, 12, 0), "UTC")
+        localtime.local_date("UTC", datetime(2026, 3, 10, 12, 0))
 
 
 @pytest.mark.parametrize(
@@ -164,7 +166,7 @@ def test_first_reached_names_the_day_each_threshold_was_first_reached() -> None:
     ],
 )
 def test_custom_names(raw: str, cleaned: str, key: str) -> None:
-    assert rules.clean_text(raw) == cleaned
+    assert clean_line(raw) == cleaned
     assert rules.name_key(raw) == key
 
 

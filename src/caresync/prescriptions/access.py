@@ -20,7 +20,8 @@ from caresync.core.auth import Principal
 from caresync.core.errors import NotFound
 from caresync.core.rbac import Perm, authorize_patient, require
 from caresync.prescriptions.models import Prescription
-from caresync.records.consent import ReadScope, read_scope
+from caresync.prescriptions.rules import Status
+from caresync.records.consent import ReadScope, read_scope, require_patient_self
 
 CATEGORY = "medication"  # the records category prescriptions belong to, for consent
 
@@ -39,10 +40,7 @@ def readable_prescription(
 ) -> Prescription:
     """One prescription the principal may read, with the read audited (flagged under break-glass); 404
     (audited) when it does not exist or the principal may not read it."""
-    prescription = session.get(Prescription, prescription_id)
-    if prescription is None:
-        _deny(session, principal, action, None, "MedicationRequest", prescription_id)
-        raise NotFound("No such prescription.")
+    prescription = _existing(session, principal, prescription_id, action)
     try:
         scope = medication_scope(session, principal, prescription.patient_id, action)
     except NotFound:
@@ -57,6 +55,45 @@ def readable_prescription(
         detail={"access": scope.access.value},
         flagged=scope.break_glass,
     )
+    return prescription
+
+
+def prescription_to_change(
+    session: Session, principal: Principal, prescription_id: uuid.UUID, action: str
+) -> Prescription:
+    """A prescription the principal may change as a prescriber: 403 for roles that do not prescribe
+    (before looking, so nothing leaks), 404 (audited) when it is missing or not for a patient they may
+    prescribe for."""
+    require(session, principal, Perm.PRESCRIBE, action)
+    prescription = _existing(session, principal, prescription_id, action)
+    try:
+        require_prescriber(session, principal, prescription.patient_id, action)
+    except NotFound:
+        raise NotFound("No such prescription.") from None
+    return prescription
+
+
+def patients_own_prescription(
+    session: Session, principal: Principal, prescription_id: uuid.UUID, action: str, message: str
+) -> Prescription:
+    """A prescription the principal acts on as its patient (requests, dose marks, reminders): 404
+    (audited) when it does not exist, is a draft (patients never see drafts) or its patient is not theirs
+    to see; 403 (audited, with ``message``) for the patient's clinicians."""
+    prescription = _existing(session, principal, prescription_id, action, drafts=False)
+    try:
+        require_patient_self(session, principal, prescription.patient_id, action, message)
+    except NotFound:
+        raise NotFound("No such prescription.") from None
+    return prescription
+
+
+def _existing(
+    session: Session, principal: Principal, prescription_id: uuid.UUID, action: str, *, drafts: bool = True
+) -> Prescription:
+    prescription = session.get(Prescription, prescription_id)
+    if prescription is None or (not drafts and prescription.status == Status.DRAFT):
+        _deny(session, principal, action, None, "MedicationRequest", prescription_id)
+        raise NotFound("No such prescription.")
     return prescription
 
 

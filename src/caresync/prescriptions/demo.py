@@ -17,10 +17,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from caresync.core import localtime
 from caresync.core.auth import Principal
 from caresync.identity.models import Patient, User
 from caresync.prescriptions import formulary, requests, service
-from caresync.prescriptions.adherence.schedule import patient_zone, prescription_doses
+from caresync.prescriptions.adherence.schedule import prescription_doses
 from caresync.prescriptions.formulary import Drug
 from caresync.prescriptions.models import Dispense, DoseLog, Prescription
 from caresync.prescriptions.rules import MAX_VALIDITY, Status, fills_allowed
@@ -215,7 +216,7 @@ def _mark_doses(
     session: Session, rng: random.Random, prescription: Prescription, patient: Patient, now: datetime
 ) -> int:
     """The last two weeks of a portal patient's doses: mostly taken, a few skipped, a few not marked."""
-    zone = patient_zone(patient.timezone)
+    zone = localtime.zone(patient.timezone)
     today = now.astimezone(zone).date()
     marks = 0
     for back in range(DOSE_LOG_DAYS, 0, -1):

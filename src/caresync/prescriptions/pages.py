@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from caresync.core import localtime
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, DomainError, ValidationFailed
 from caresync.core.rbac import Access, Perm, has_perm, patient_access
@@ -126,7 +127,7 @@ def _form(
         "routes": list(ROUTES.items()),
         "frequencies": [(code, label) for code, (label, _times) in FREQUENCIES.items()],
         "max_refills": MAX_REFILLS,
-        "today": service.local_today(patient).isoformat(),
+        "today": localtime.local_date(patient.timezone).isoformat(),
     }
     return render_page(request, db, principal, f"{T}/new.html", context, status_code)
 

@@ -23,12 +23,13 @@ from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.notify import notify
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, cared_for_patient_ids, require
+from caresync.core.text import clean_line
 from caresync.db import utcnow
 from caresync.prescriptions import service
+from caresync.prescriptions.access import patients_own_prescription
 from caresync.prescriptions.models import Prescription, PrescriptionRequest
 from caresync.prescriptions.rules import REQUEST_KINDS, REQUEST_STATUSES, Status
 from caresync.records.consent import require_patient_self
-from caresync.records.rules import clean_line
 
 MAX_NOTE = 500
 DECISIONS = ("approve", "decline")
@@ -66,7 +67,8 @@ def create_request(
     action = "prescription.request"
     if kind not in REQUEST_KINDS:
         raise ValidationFailed("Ask for a refill or a renewal.", extra={"field": "kind"})
-    prescription = _patients_prescription(session, principal, prescription_id, action)
+    message = "Only the patient asks for a refill or a renewal."
+    prescription = patients_own_prescription(session, principal, prescription_id, action, message)
     refusal = request_refusal(prescription, kind)
     if refusal:
         raise Conflict(refusal)
@@ -108,34 +110,6 @@ def create_request(
         link="/prescriptions/requests",
     )
     return request
-
-
-def _patients_prescription(
-    session: Session, principal: Principal, prescription_id: uuid.UUID, action: str
-) -> Prescription:
-    """The principal's own prescription (patients only): clinicians get 403, anyone else 404."""
-    prescription = session.get(Prescription, prescription_id)
-    if prescription is None or prescription.status == Status.DRAFT:
-        audit.record_and_commit(
-            session,
-            principal,
-            action,
-            outcome="denied",
-            resource_type="MedicationRequest",
-            resource_id=prescription_id,
-        )
-        raise NotFound("No such prescription.")
-    try:
-        require_patient_self(
-            session,
-            principal,
-            prescription.patient_id,
-            action,
-            "Only the patient asks for a refill or a renewal.",
-        )
-    except NotFound:
-        raise NotFound("No such prescription.") from None
-    return prescription
 
 
 def _request(

@@ -14,21 +14,25 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
-from caresync.core import audit
+from caresync.core import audit, localtime
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.notify import notify
 from caresync.core.pagination import Page, paginate
-from caresync.core.rbac import Access, Perm, patient_access, require
-from caresync.db import utcnow
+from caresync.core.rbac import Access, patient_access
+from caresync.core.text import clean_line, clean_text
 from caresync.identity.models import Patient
 from caresync.prescriptions import formulary
-from caresync.prescriptions.access import medication_scope, readable_prescription, require_prescriber
+from caresync.prescriptions.access import (
+    medication_scope,
+    prescription_to_change,
+    readable_prescription,
+    require_prescriber,
+)
 from caresync.prescriptions.formulary import Drug
 from caresync.prescriptions.models import Dispense, Prescription, PrescriptionRequest
 from caresync.prescriptions.rules import (
@@ -45,7 +49,6 @@ from caresync.prescriptions.rules import (
     refills_left,
 )
 from caresync.records.models import HealthRecord
-from caresync.records.rules import clean_line, clean_text
 
 MAX_DURATION_DAYS = 365
 MAX_QUANTITY = 1000
@@ -126,22 +129,15 @@ class Progress:
     next_step: str  # first-fill | refill | renewal | none
 
 
-def local_today(patient: Patient) -> date:
-    """Today's date where the patient lives."""
-    try:
-        zone = ZoneInfo(patient.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return utcnow().astimezone(zone).date()
-
-
 def progress(prescription: Prescription) -> Progress:
     """Fills and refills left and the patient's next step, on the patient's today."""
     p = prescription
     return Progress(
         fills_left=fills_left(p.refills, p.dispense_count),
         refills_left=refills_left(p.refills, p.dispense_count),
-        next_step=next_step(p.status, p.refills, p.dispense_count, p.valid_until, local_today(p.patient)),
+        next_step=next_step(
+            p.status, p.refills, p.dispense_count, p.valid_until, localtime.local_date(p.patient.timezone)
+        ),
     )
 
 
@@ -342,7 +338,7 @@ def prescribe(session: Session, principal: Principal, draft: Draft) -> Prescribe
     require_prescriber(session, principal, draft.patient_id, action)
     patient = session.get(Patient, draft.patient_id)
     assert patient is not None  # require_prescriber found it
-    drug, values = _validated(draft, local_today(patient))
+    drug, values = _validated(draft, localtime.local_date(patient.timezone))
     warnings = check(session, patient, drug)
     reason = _override_reason(warnings, draft.acknowledge_warnings, draft.override_reason)
     prescription = _issue(session, principal, patient, draft.status, values, reason)
@@ -373,7 +369,7 @@ def renew(session: Session, principal: Principal, old: Prescription) -> Prescrib
     drug = formulary.get(old.medication_code)
     if drug is None:
         raise Conflict("This medication is no longer in the formulary: write a new prescription.")
-    today = local_today(old.patient)
+    today = localtime.local_date(old.patient.timezone)
     warnings = check(session, old.patient, drug, exclude_id=old.id)
     values: dict[str, object] = {
         name: getattr(old, name)
@@ -460,24 +456,9 @@ def _tell_patient(session: Session, prescription: Prescription, title: str, by: 
 def prescription_for_prescriber(
     session: Session, principal: Principal, prescription_id: uuid.UUID, action: str
 ) -> Prescription:
-    """A prescription the principal may change, locked for the change: 403 for roles that do not prescribe
-    (before looking, so nothing leaks), 404 (audited) when missing or not a patient they care for."""
-    require(session, principal, Perm.PRESCRIBE, action)
-    prescription = session.get(Prescription, prescription_id)
-    if prescription is None:
-        audit.record_and_commit(
-            session,
-            principal,
-            action,
-            outcome="denied",
-            resource_type="MedicationRequest",
-            resource_id=prescription_id,
-        )
-        raise NotFound("No such prescription.")
-    try:
-        require_prescriber(session, principal, prescription.patient_id, action)
-    except NotFound:
-        raise NotFound("No such prescription.") from None
+    """A prescription the principal may change (:func:`access.prescription_to_change`), locked for the
+    change."""
+    prescription = prescription_to_change(session, principal, prescription_id, action)
     lock(session, prescription)  # two prescribers at once: one after the other
     return prescription
 

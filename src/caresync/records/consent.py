@@ -25,6 +25,7 @@ from caresync.core.errors import Forbidden, NotFound, ValidationFailed
 from caresync.core.notify import notify
 from caresync.core.rbac import CLINICIANS, Access, Perm, active_consents, authorize_patient, has_break_glass
 from caresync.core.rbac import require as require_perm
+from caresync.core.text import clean_line
 from caresync.db import utcnow
 from caresync.identity.models import Organisation, Patient, User
 from caresync.records.models import RecordConsent, RecordPolicy
@@ -33,7 +34,6 @@ from caresync.records.rules import (
     CATEGORIES,
     DEFAULT_CARE_TEAM_POLICY,
     care_team_categories,
-    clean_line,
     grant_status,
     parse_categories,
 )

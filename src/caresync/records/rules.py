@@ -73,19 +73,6 @@ def grant_status(revoked_at: datetime | None, expires_at: datetime | None, now: 
     return "active"
 
 
-def clean_text(value: str) -> str:
-    """Free text as stored: without control characters (a NUL cannot even be stored in PostgreSQL) other
-    than line breaks and tabs, with Windows line ends made plain, and trimmed."""
-    text = value.replace("\r\n", "\n")
-    return "".join(c for c in text if c.isprintable() or c in "\n\t").strip()
-
-
-def clean_line(value: str) -> str:
-    """A one-line text (a title, a subject, a label): :func:`clean_text` with all runs of white space made
-    one space."""
-    return " ".join(clean_text(value).split())
-
-
 def parse_categories(values: Iterable[str]) -> frozenset[str]:
     """Known categories among ``values``; raises ``ValueError`` naming the first unknown one."""
     chosen = frozenset(v.strip() for v in values if v.strip())

@@ -22,6 +22,7 @@ from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, authorize_patient
+from caresync.core.text import clean_line
 from caresync.db import utcnow
 from caresync.identity.models import Patient, User
 from caresync.records.consent import ReadScope, read_scope
@@ -31,7 +32,6 @@ from caresync.records.rules import (
     FILE_TYPES,
     MANIFEST_VERSION,
     check_vital_signs,
-    clean_line,
     parse_categories,
 )
 from caresync.scheduling import booking as scheduling

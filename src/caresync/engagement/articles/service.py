@@ -31,6 +31,7 @@ from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, has_perm, require
+from caresync.core.text import clean_line, clean_text
 from caresync.db import utcnow
 from caresync.engagement.models import Article
 from caresync.engagement.rules import ARTICLE_STATUSES, TOPICS
@@ -39,7 +40,6 @@ from caresync.prescriptions.models import Prescription
 from caresync.prescriptions.rules import Status as PrescriptionStatus
 from caresync.records.consent import read_scope
 from caresync.records.models import HealthRecord
-from caresync.records.rules import clean_line, clean_text
 
 TITLE_MIN, TITLE_MAX = 5, 200
 SUMMARY_MAX = 500

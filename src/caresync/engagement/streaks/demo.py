@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
 
+from caresync.core import localtime
 from caresync.db import utcnow
 from caresync.engagement.models import ActivityLog, BadgeAward
 from caresync.engagement.streaks import rules
@@ -38,7 +39,7 @@ def create_demo_streaks(
     """Write ``patient``'s activity history up to ``today`` (their local date) and the badges it earned
     (exercise most days with a current 12-day streak, meditation 34 days and water 95 days, the first
     two waiting for today's log). Returns each activity's current streak."""
-    zone = rules.zone_of(patient.timezone)
+    zone = localtime.zone(patient.timezone)
     streaks: dict[str, int] = {}
     now = utcnow()
     for activity, (current, includes_today, before, chance) in DEMO_PLAN.items():

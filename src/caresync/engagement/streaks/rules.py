@@ -9,11 +9,10 @@ without a log, it is broken (0).
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date, timedelta
 
+from caresync.core.text import clean_line
 from caresync.engagement.rules import ACTIVITIES, BADGES
 
 MAX_NAME = 60
@@ -26,23 +25,6 @@ ACTIVITY_PHRASES: dict[str, str] = {
     "medication": "taking your medication",
     "water": "drinking water",
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SPACES = re.compile(r"\s+")
-
-
-def zone_of(name: str) -> ZoneInfo:
-    """The IANA zone called ``name``; UTC when the name is unknown (profiles validate it on entry)."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def local_day(instant: datetime, zone: str | ZoneInfo) -> date:
-    """The calendar date at ``instant`` (timezone-aware) in ``zone``."""
-    if instant.tzinfo is None:
-        raise ValueError("local_day needs a timezone-aware instant")
-    return instant.astimezone(zone if isinstance(zone, ZoneInfo) else zone_of(zone)).date()
 
 
 def run_ending(days: set[date], last: date) -> int:
@@ -127,14 +109,9 @@ def badge_title(days: int, activity: str, name: str = "") -> str:
     return f"New badge: {badge_name(days)} — {days} days of {phrase}"
 
 
-def clean_text(raw: str) -> str:
-    """Text as typed, without control characters and with runs of white space made one space."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", raw)).strip()
-
-
 def name_key(name: str) -> str:
     """What two spellings of a custom activity have in common (``" Morning  YOGA"`` ~ ``"morning yoga"``)."""
-    return clean_text(name).casefold()
+    return clean_line(name).casefold()
 
 
 def card_id(activity: str, name: str = "") -> str:

@@ -18,11 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from caresync.core import audit, notify
+from caresync.core import audit, localtime, notify
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.pagination import DEFAULT_LIMIT, Page, paginate
 from caresync.core.rbac import CLINICIANS, Access, Perm, authorize_patient, has_perm, require
+from caresync.core.text import clean_line
 from caresync.db import utcnow
 from caresync.engagement.models import ActivityLog, BadgeAward
 from caresync.engagement.rules import ACTIVITIES
@@ -154,7 +155,7 @@ def _patient(session: Session, patient_id: uuid.UUID) -> Patient:
 
 def patient_today(session: Session, patient_id: uuid.UUID, now: datetime | None = None) -> date:
     """The patient's local date at ``now`` (default: the current time)."""
-    return rules.local_day(now or utcnow(), _patient(session, patient_id).timezone)
+    return localtime.local_date(_patient(session, patient_id).timezone, now)
 
 
 # --- writing ----------------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def patient_today(session: Session, patient_id: uuid.UUID, now: datetime | None 
 
 def clean_name(activity: str, raw: str) -> str:
     """A custom activity's name, cleaned (1-60 characters); built-in activities take none."""
-    name = rules.clean_text(raw)
+    name = clean_line(raw)
     if activity != "custom":
         if name:
             raise ValidationFailed("Only custom activities have a name.", extra={"field": "name"})
@@ -230,7 +231,7 @@ def log_activity(
         choices = ", ".join(ACTIVITIES)
         raise ValidationFailed(f"Choose one of: {choices}.", extra={"field": "activity"})
     name = clean_name(activity, name)
-    amount = rules.clean_text(amount)
+    amount = clean_line(amount)
     if len(amount) > rules.MAX_AMOUNT:
         raise ValidationFailed(
             f"Keep the amount to {rules.MAX_AMOUNT} characters or fewer.", extra={"field": "amount"}

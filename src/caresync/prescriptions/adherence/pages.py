@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from caresync.core import localtime
 from caresync.core.auth import Principal
 from caresync.core.errors import DomainError, Forbidden, ValidationFailed
 from caresync.db import utcnow
@@ -88,7 +89,7 @@ def _render_day(
     error: str = "",
     status_code: int = 200,
 ) -> Response:
-    today = schedule.local_today(schedule.patient_zone(day_schedule.timezone))
+    today = localtime.local_date(day_schedule.timezone)
     context: dict[str, Any] = {
         "schedule": day_schedule,
         "parts": _parts(day_schedule.doses),

@@ -25,16 +25,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from caresync.config import get_settings
-from caresync.core import audit
+from caresync.core import audit, localtime
 from caresync.core.auth import Principal, system_principal
 from caresync.core.notify import notify, queue_email
 from caresync.identity.models import Patient
-from caresync.prescriptions.adherence.schedule import (
-    medication_label,
-    own_prescription,
-    patient_zone,
-    prescription_doses,
-)
+from caresync.prescriptions.access import patients_own_prescription
+from caresync.prescriptions.adherence.schedule import medication_label, prescription_doses
 from caresync.prescriptions.models import DoseLog, DoseReminder, Prescription
 from caresync.prescriptions.rules import Status
 
@@ -45,7 +41,7 @@ SENDER = "CareSync medication reminders"
 
 def reminder_text(prescription: Prescription, at: datetime) -> tuple[str, str]:
     """The reminder's title and body: the medication, the dose and the local time (``at`` in UTC)."""
-    local = at.astimezone(patient_zone(prescription.patient.timezone))
+    local = at.astimezone(localtime.zone(prescription.patient.timezone))
     clock = f"{local:%H:%M}"
     title = f"Time for your {clock} medication"
     body = f"It is time for your {clock} dose of {medication_label(prescription)}: {prescription.dose}."
@@ -54,7 +50,7 @@ def reminder_text(prescription: Prescription, at: datetime) -> tuple[str, str]:
 
 def _due(prescription: Prescription, start: datetime, now: datetime) -> list[datetime]:
     """The prescription's dose instants in ``(start, now]``."""
-    zone = patient_zone(prescription.patient.timezone)
+    zone = localtime.zone(prescription.patient.timezone)
     days = {start.astimezone(zone).date(), now.astimezone(zone).date()}
     return sorted(
         {at for day in days for at in prescription_doses(prescription, day, zone) if start < at <= now}
@@ -141,7 +137,7 @@ def set_reminders(
     session: Session, principal: Principal, prescription_id: uuid.UUID, enabled: bool
 ) -> Prescription:
     """The patient turns dose reminders of one of their prescriptions on or off."""
-    prescription = own_prescription(
+    prescription = patients_own_prescription(
         session,
         principal,
         prescription_id,

@@ -24,44 +24,29 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from caresync.core import audit
+from caresync.core import audit, localtime
 from caresync.core.auth import Principal
 from caresync.core.errors import NotFound, ValidationFailed
 from caresync.db import utcnow
 from caresync.identity.models import Patient
-from caresync.prescriptions.access import medication_scope
+from caresync.prescriptions.access import medication_scope, patients_own_prescription
 from caresync.prescriptions.models import DoseLog, Prescription
 from caresync.prescriptions.rules import Status
-from caresync.records.consent import require_patient_self
 
 MARKS = ("taken", "skipped")
 MARK_AHEAD = timedelta(hours=1)  # a dose may be marked up to an hour before its time
 MARK_WINDOW = timedelta(days=7)  # and up to a week after it
-FALLBACK_TIMEZONE = "UTC"
 _ONE_SECOND = timedelta(seconds=1)
 
 
 # --- pure rules ------------------------------------------------------------------------------------------
-
-
-def patient_zone(name: str | None) -> ZoneInfo:
-    """The patient's time zone (UTC when it is missing or unknown)."""
-    try:
-        return ZoneInfo(name or FALLBACK_TIMEZONE)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(FALLBACK_TIMEZONE)
-
-
-def local_today(zone: ZoneInfo, now: datetime | None = None) -> date:
-    """Today's date in ``zone``."""
-    return (now or utcnow()).astimezone(zone).date()
 
 
 def parse_dose_time(text: str) -> time:
@@ -222,7 +207,7 @@ def marks_between(
 
 def build_day(session: Session, patient: Patient, day: date) -> DaySchedule:
     """The patient's doses on the local ``day`` with their marks (no permission check: callers check)."""
-    zone = patient_zone(patient.timezone)
+    zone = localtime.zone(patient.timezone)
     prescriptions = scheduled_prescriptions(session, patient.id)
     instants = [(p, at) for p in prescriptions for at in prescription_doses(p, day, zone)]
     marks = (
@@ -250,7 +235,7 @@ def day_schedule(
     patient = session.get(Patient, patient_id)
     if patient is None:  # medication_scope already refused unknown patients; this keeps mypy honest
         raise NotFound("No such patient.")
-    day = day or local_today(patient_zone(patient.timezone))
+    day = day or localtime.local_date(patient.timezone)
     schedule = build_day(session, patient, day)
     audit.record(
         session,
@@ -265,29 +250,6 @@ def day_schedule(
     return schedule
 
 
-def own_prescription(
-    session: Session, principal: Principal, prescription_id: uuid.UUID, action: str, message: str
-) -> Prescription:
-    """A prescription the principal may change as its patient: 404 (audited) when it does not exist or
-    they may not see its patient, 403 (audited, with ``message``) for the patient's clinicians."""
-    prescription = session.get(Prescription, prescription_id)
-    if prescription is None:
-        audit.record_and_commit(
-            session,
-            principal,
-            action,
-            outcome="denied",
-            resource_type="MedicationRequest",
-            resource_id=prescription_id,
-        )
-        raise NotFound("No such prescription.")
-    try:
-        require_patient_self(session, principal, prescription.patient_id, action, message)
-    except NotFound:
-        raise NotFound("No such prescription.") from None
-    return prescription
-
-
 def mark_dose(
     session: Session,
     principal: Principal,
@@ -298,7 +260,7 @@ def mark_dose(
     now: datetime | None = None,
 ) -> Dose:
     """The patient marks one of their scheduled doses taken or skipped (the latest mark wins)."""
-    prescription = own_prescription(
+    prescription = patients_own_prescription(
         session, principal, prescription_id, "dose.mark", "Only the patient marks their own doses."
     )
     if status not in MARKS:
@@ -308,7 +270,7 @@ def mark_dose(
             "Give the dose time with its time zone (e.g. ending in Z).", extra={"field": "scheduled_at"}
         )
     now = now or utcnow()
-    zone = patient_zone(prescription.patient.timezone)
+    zone = localtime.zone(prescription.patient.timezone)
     at = scheduled_at.astimezone(UTC) if _representable(scheduled_at) else None
     if at is None or at not in _doses_around(prescription, at, zone):
         raise ValidationFailed(

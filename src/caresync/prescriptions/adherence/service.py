@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from caresync.core import audit
+from caresync.core import audit, localtime
 from caresync.core.auth import Principal
 from caresync.core.errors import Forbidden, NotFound, ValidationFailed
 from caresync.core.rbac import CLINICIANS, cared_for_patient_ids
@@ -35,9 +35,7 @@ from caresync.prescriptions.access import CATEGORY, medication_scope
 from caresync.prescriptions.adherence.schedule import (
     course_end,
     doses_between,
-    local_today,
     medication_label,
-    patient_zone,
 )
 from caresync.prescriptions.models import Dispense, DoseLog, Prescription
 from caresync.prescriptions.rules import ADHERENCE_THRESHOLD, Status, proportion_of_days_covered
@@ -141,7 +139,7 @@ def measure(
     """Both measures for one prescription of a patient whose local day is ``today``."""
     start, end = measurement_period(prescription, today, days)
     pdc = proportion_of_days_covered(supplies, start, end) if start <= end else None
-    zone = patient_zone(prescription.patient.timezone)
+    zone = localtime.zone(prescription.patient.timezone)
     due = doses_between(prescription, zone, start, end, until=now) if start <= end else []
     marks: dict[str, int] = defaultdict(int)
     if due:
@@ -192,7 +190,7 @@ def patient_adherence(
     if patient is None:  # medication_scope already refused unknown patients
         raise NotFound("No such patient.")
     now = now or utcnow()
-    today = local_today(patient_zone(patient.timezone), now)
+    today = localtime.local_date(patient.timezone, now)
     query = (
         select(Prescription)
         .where(Prescription.patient_id == patient_id, Prescription.status == Status.ACTIVE.value)
@@ -288,7 +286,7 @@ def low_adherence(
     supplies = _supplies(session, [p.id for p in candidates])
     flags: list[Flag] = []
     for p in candidates:
-        today = local_today(patient_zone(p.patient.timezone), now)
+        today = localtime.local_date(p.patient.timezone, now)
         if (today - p.start_date).days < MIN_FLAG_AGE_DAYS:
             continue
         start, end = measurement_period(p, today, DEFAULT_DAYS)

@@ -25,6 +25,7 @@ from caresync.core.auth import Principal
 from caresync.core.errors import Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import CLINICIANS, Perm, authorize_patient, cared_for_patient_ids
+from caresync.core.text import clean_line, clean_text
 from caresync.db import on_commit, utcnow
 from caresync.identity.models import Patient, User
 from caresync.records.careteam.team import (
@@ -33,7 +34,7 @@ from caresync.records.careteam.team import (
     patient_names,
 )
 from caresync.records.models import Message, MessageThread, ThreadRead
-from caresync.records.rules import THREAD_KINDS, clean_line, clean_text
+from caresync.records.rules import THREAD_KINDS
 
 MAX_BODY = 5000
 MAX_SUBJECT = 200

@@ -20,10 +20,11 @@ from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Access
+from caresync.core.text import clean_text
 from caresync.records.careteam.team import require_team_access
 from caresync.records.consent import ReadScope, read_scope
 from caresync.records.models import ClinicalNote
-from caresync.records.rules import CATEGORIES, NOTE_CATEGORIES, clean_text
+from caresync.records.rules import CATEGORIES, NOTE_CATEGORIES
 from caresync.scheduling import booking
 
 SOAP_FIELDS = ("subjective", "objective", "assessment", "plan")

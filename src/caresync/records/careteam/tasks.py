@@ -19,10 +19,11 @@ from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.notify import notify
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import CLINICIANS, Access
+from caresync.core.text import clean_line, clean_text
 from caresync.db import utcnow
 from caresync.records.careteam.team import is_member, require_team_access, team_work_patient_ids
 from caresync.records.models import CareTask
-from caresync.records.rules import TASK_STATUSES, clean_line, clean_text
+from caresync.records.rules import TASK_STATUSES
 
 MAX_TITLE = 200
 MAX_DETAIL = 5000

@@ -31,11 +31,12 @@ from caresync.core.auth import Principal, anonymous
 from caresync.core.errors import Conflict, NotFound, TooManyAttempts, ValidationFailed
 from caresync.core.notify import notify
 from caresync.core.pagination import Page, paginate
+from caresync.core.text import clean_line
 from caresync.db import utcnow
 from caresync.identity.models import Patient
 from caresync.records.consent import require_patient_self
 from caresync.records.models import HealthRecord, ShareLink
-from caresync.records.rules import clean_line, grant_status
+from caresync.records.rules import grant_status
 from caresync.records.service import Verification, check_record, stored_file, superseded_ids
 
 DEFAULT_EXPIRY = timedelta(days=7)

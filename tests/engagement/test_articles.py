@@ -422,7 +422,8 @@ def test_the_feed_suggests_articles_matching_the_patients_conditions_and_medicin
     assert "Draft on metformin" not in titles
     assert audit_count(tx, "article.feed", patient_id=patient.patient_id) == before + 1
     with tx() as s:
-        entry = s.execute(select(AuditEntry).where(AuditEntry.action == "article.feed")).scalars().all()[-1]
+        query = select(AuditEntry).where(AuditEntry.action == "article.feed").order_by(AuditEntry.seq)
+        entry = s.execute(query).scalars().all()[-1]
         assert entry.actor_id == patient.id
         assert "diabetes" not in entry.detail.lower()
 

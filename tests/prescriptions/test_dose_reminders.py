@@ -269,7 +269,9 @@ def test_patient_switches_reminders_off_and_on(
     )
     with tx() as s:
         assert s.get(Prescription, p.id).reminders_enabled is True  # type: ignore[union-attr]
-        entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "dose.reminders")).all()
+        entries = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "dose.reminders").order_by(AuditEntry.seq)
+        ).all()
         assert [(e.outcome, e.actor_id) for e in entries] == [
             ("success", cast["patient"].id),
             ("success", cast["patient"].id),

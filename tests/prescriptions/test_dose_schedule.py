@@ -288,7 +288,9 @@ def test_clinician_reads_the_schedule_and_the_read_is_audited(
     other = client.get(DOSES, params={"patient_id": str(cast.other_patient.id)}, headers=nurse)
     assert other.status_code == 404
     with tx() as s:
-        entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "dose.schedule")).all()
+        entries = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "dose.schedule").order_by(AuditEntry.seq)
+        ).all()
         assert [(e.actor_id, e.outcome, str(e.patient_id)) for e in entries] == [
             (cast["nurse"].id, "success", patient_id),
             (cast["nurse"].id, "denied", str(cast.other_patient.id)),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -54,6 +55,7 @@ DOCTOR = "doctor@riverside.demo.caresync.dev"
 ADMIN = "admin@riverside.demo.caresync.dev"
 PATIENT = "patient@demo.caresync.dev"
 NURSE = "nurse@riverside.demo.caresync.dev"
+PHARMACIST = "pharmacist@riverside.demo.caresync.dev"
 WALK_INS = (("Sprained ankle", 4), ("Chest pain radiating to the left arm", 2), ("Fever and cough", 3))
 
 
@@ -177,6 +179,33 @@ def take(base_url: str, out: Path) -> list[Path]:
             page.locator("[data-testid=doctor-result]").first.get_by_role("link", name="See times").click()
             page.wait_for_selector("[data-testid=slot]")
             shot(page, "doctor-slots.png")
+
+            page.goto("/")
+            page.wait_for_selector("[data-testid=activity-panel]")
+            page.wait_for_selector("[data-testid=dose-panel]")
+            page.wait_for_selector("[data-testid=article-feed]")
+            shot(page, "dashboard-patient.png")
+            page.goto("/me/medications")
+            page.get_by_role("link", name=re.compile("^Salbutamol")).first.click()
+            qr_image = page.get_by_role("img", name="Prescription QR code")
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=qr_image.element_handle()
+            )
+            shot(page, "prescription-qr.png")
+            qr_code = qr_image.screenshot()
+            page.goto("/me/medications/adherence")
+            page.wait_for_selector("[data-testid=pdc]")
+            shot(page, "adherence.png")
+
+            pharmacist = new_page()
+            sign_in(pharmacist, PHARMACIST)
+            pharmacist.goto("/pharmacy")
+            qr_file = {"name": "qr.png", "mimeType": "image/png", "buffer": qr_code}
+            pharmacist.set_input_files("#f-image", files=[qr_file])
+            pharmacist.locator("[data-testid=verify]").click()
+            pharmacist.wait_for_selector("[data-testid=verified]")
+            pharmacist.fill("#f-lot", "SB24-118")
+            shot(pharmacist, "pharmacy-console.png")
 
             nurse = new_page()
             sign_in(nurse, NURSE)

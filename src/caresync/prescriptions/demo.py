@@ -1,7 +1,7 @@
 """Demo prescriptions that agree with the demo records: every long-term medicine in a patient's record
 becomes an active e-prescription from the demo doctor, with months of monthly dispenses at a pharmacy (most
 patients collect on time, some late enough to be flagged below 80 % of days covered); short courses become
-completed prescriptions. Patients with a portal account also get two weeks of taken/skipped dose marks, and
+completed prescriptions. Patients with a portal account also get three months of taken/skipped dose marks, and
 the demo patient a pending renewal request.
 
 Prescriptions go through ``prescriptions.service.prescribe`` (the checks and the audit run), then are
@@ -57,7 +57,7 @@ HOW_TAKEN: dict[str, tuple[str, str]] = {
 }
 SUPPLY_DAYS = 30
 LATE_COLLECTORS = 0.25  # share of long-term prescriptions collected late (below 80 % PDC)
-DOSE_LOG_DAYS = 14
+DOSE_LOG_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def _dispense(
 def _mark_doses(
     session: Session, rng: random.Random, prescription: Prescription, patient: Patient, now: datetime
 ) -> int:
-    """The last two weeks of a portal patient's doses: mostly taken, a few skipped, a few not marked."""
+    """The last three months of a portal patient's doses: mostly taken, a few skipped, a few not marked."""
     zone = localtime.zone(patient.timezone)
     today = now.astimezone(zone).date()
     marks = 0

@@ -18,6 +18,7 @@ from caresync.core.audit import AuditEntry
 from caresync.core.auth import Principal
 from caresync.core.errors import ValidationFailed
 from caresync.db import session_factory, transaction
+from caresync.engagement.models import ActivityLog
 from caresync.identity.models import Patient
 from caresync.prescriptions.adherence.schedule import (
     dose_instants,
@@ -433,3 +434,32 @@ def test_dst_gap_dose_is_marked_at_its_moved_instant(
         assert dose.local.strftime("%H:%M %Z") == "03:00 EDT"
         with pytest.raises(ValidationFailed):  # 02:30 read as standard time is not the dose
             mark_dose(s, principal, p.id, utc(2026, 3, 8, 7, 30), "taken", now=now)
+
+
+def test_a_dose_of_today_marked_taken_keeps_the_medication_streak(
+    cast: Cast, prescription_factory: PrescriptionFactory
+) -> None:
+    p = prescription_factory(
+        cast["doctor"], cast["patient"], frequency="BID", start_date=date(2026, 3, 1), duration_days=30
+    )
+    person = cast["patient"]
+    principal = Principal(
+        user_id=person.id, role="patient", full_name=person.full_name, patient_id=person.patient_id
+    )
+    now = utc(2026, 3, 10, 21)
+
+    def medication_days() -> list[date]:
+        with transaction(session_factory()) as s:
+            query = select(ActivityLog.day).where(
+                ActivityLog.patient_id == person.patient_id, ActivityLog.activity == "medication"
+            )
+            return list(s.scalars(query))
+
+    with transaction(session_factory()) as s:
+        mark_dose(s, principal, p.id, utc(2026, 3, 9, 20), "taken", now=now)  # yesterday's, marked late
+        mark_dose(s, principal, p.id, utc(2026, 3, 10, 8), "skipped", now=now)
+    assert medication_days() == []  # no back-dating, and a skipped dose is not a taken one
+    for _ in range(2):
+        with transaction(session_factory()) as s:
+            mark_dose(s, principal, p.id, utc(2026, 3, 10, 20), "taken", now=now)
+    assert medication_days() == [date(2026, 3, 10)]

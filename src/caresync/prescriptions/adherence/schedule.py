@@ -35,6 +35,7 @@ from caresync.core import audit, localtime
 from caresync.core.auth import Principal
 from caresync.core.errors import NotFound, ValidationFailed
 from caresync.db import utcnow
+from caresync.engagement.streaks import service as streaks
 from caresync.identity.models import Patient
 from caresync.prescriptions.access import medication_scope, patients_own_prescription
 from caresync.prescriptions.models import DoseLog, Prescription
@@ -259,7 +260,9 @@ def mark_dose(
     *,
     now: datetime | None = None,
 ) -> Dose:
-    """The patient marks one of their scheduled doses taken or skipped (the latest mark wins)."""
+    """The patient marks one of their scheduled doses taken or skipped (the latest mark wins). A dose of
+    today marked taken also logs today's "medication taken" activity, so the streak follows the schedule
+    (a late mark of an earlier day does not back-date the streak)."""
     prescription = patients_own_prescription(
         session, principal, prescription_id, "dose.mark", "Only the patient marks their own doses."
     )
@@ -286,6 +289,8 @@ def mark_dose(
             "This dose is more than 7 days old and can no longer be changed.", extra={"field": "scheduled_at"}
         )
     _upsert_mark(session, prescription, at, status, now)
+    if status == "taken" and localtime.local_date(zone, at) == localtime.local_date(zone, now):
+        streaks.log_activity(session, principal, "medication", now=now)  # keeps today's streak
     audit.record(
         session,
         principal,

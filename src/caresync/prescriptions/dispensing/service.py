@@ -230,8 +230,8 @@ def dispense(
     """Dispense the next fill of the prescription a code names, at the pharmacist's pharmacy. Verifies the
     code again, then takes the fill race-proof (409 ``already_dispensed`` when another pharmacist took it
     first). ``quantity`` is 1 to the prescribed quantity, ``lot`` 1 to 40 printable characters,
-    ``days_supply`` 1 to 365 (default: the prescription's). The last fill completes the prescription. The
-    patient is notified; the dispense is audited."""
+    ``days_supply`` 1 to 365 (default: the prescription's). The patient is notified (told to ask for a
+    renewal after the last fill); the dispense is audited."""
     require(session, principal, Perm.DISPENSE, DISPENSE)
     lot = lot.strip()
     if not 1 <= len(lot) <= MAX_LOT_LENGTH or not lot.isprintable():

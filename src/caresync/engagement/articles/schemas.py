@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from datetime import datetime
 from typing import Annotated
 
@@ -21,6 +22,11 @@ Topics = Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=
 Keywords = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=service.MAX_KEYWORDS * 2)]
 
 
+def _article_input(body: ArticleIn | ArticlePatch) -> service.ArticleInput:
+    """A request body as the service's input (fields left out of a patch stay ``None``: unchanged)."""
+    return service.ArticleInput(**{f.name: getattr(body, f.name) for f in fields(service.ArticleInput)})
+
+
 class ArticleIn(BaseModel):
     """A new article: a draft unless ``publish``."""
 
@@ -37,13 +43,7 @@ class ArticleIn(BaseModel):
 
     def data(self) -> service.ArticleInput:
         """As the service's input."""
-        return service.ArticleInput(
-            title=self.title,
-            summary=self.summary,
-            body_markdown=self.body_markdown,
-            topics=self.topics,
-            keywords=self.keywords,
-        )
+        return _article_input(self)
 
 
 class ArticlePatch(BaseModel):
@@ -59,13 +59,7 @@ class ArticlePatch(BaseModel):
 
     def data(self) -> service.ArticleInput:
         """As the service's input."""
-        return service.ArticleInput(
-            title=self.title,
-            summary=self.summary,
-            body_markdown=self.body_markdown,
-            topics=self.topics,
-            keywords=self.keywords,
-        )
+        return _article_input(self)
 
 
 class ArticleCard(BaseModel):

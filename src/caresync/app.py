@@ -21,6 +21,8 @@ from caresync import __version__
 from caresync.config import get_settings
 from caresync.core import realtime
 from caresync.core.errors import DomainError, field_errors, problem_body
+from caresync.core.ratelimit import RateLimit
+from caresync.operations.observability.metrics import RequestMetrics
 from caresync.web.pagekit import PageRedirect, error_page
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,8 @@ def create_app() -> FastAPI:
     from caresync.engagement.streaks import api as streaks_api
     from caresync.engagement.streaks import pages as streaks_pages
     from caresync.identity.api import admin, auth, orgs, people
+    from caresync.operations.backup import pages as backup_pages
+    from caresync.operations.observability import api as observability_api
     from caresync.prescriptions import api as prescriptions_api
     from caresync.prescriptions import pages as prescriptions_pages
     from caresync.prescriptions.adherence import api as adherence_api
@@ -193,7 +197,9 @@ def create_app() -> FastAPI:
     )
     _install_error_handlers(app)
 
+    app.add_middleware(RateLimit)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics)  # outermost: it times everything, 429s included
 
     api_routers = (auth, people, admin, orgs, platform, ws_router)
     scheduling_routers = (scheduling_api.router, queue_api.router, calendar_api.router)
@@ -211,6 +217,8 @@ def create_app() -> FastAPI:
     medication_pages = (dispensing_pages.router, adherence_pages.router, prescriptions_pages.router)
     for router in (*medication_pages, articles_pages.router, streaks_pages.router):
         app.include_router(router)
+    app.include_router(observability_api.router)  # /healthz, /readyz, /metrics
+    app.include_router(backup_pages.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     @app.get("/api/docs", include_in_schema=False)

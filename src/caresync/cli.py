@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from caresync.operations.backup.cli import app as backup_app
+
 app = typer.Typer(
     help="CareSync: run the platform and look after it.", no_args_is_help=True, pretty_exceptions_enable=False
 )
@@ -18,6 +20,7 @@ org_app = typer.Typer(
 app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
 app.add_typer(audit_app, name="audit")
+app.add_typer(backup_app, name="backup")
 
 
 @app.command()

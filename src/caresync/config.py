@@ -41,6 +41,22 @@ class Settings(BaseSettings):
     smtp_from: str = "CareSync <no-reply@caresync.local>"
     smtp_starttls: bool = True
 
+    backup_dir: Path | None = Field(default=None, description="Where backups go; empty means var_dir/backups")
+    backup_keep_daily: int = Field(default=7, ge=1, le=366, description="Daily backups kept")
+    backup_keep_weekly: int = Field(default=4, ge=0, le=520, description="Weekly backups kept (Sundays)")
+    backup_hour_utc: int = Field(default=2, ge=0, le=23, description="Hour (UTC) of the scheduled backup")
+
+    rate_limit_enabled: bool = Field(default=True, description="Answer 429 past the limits below")
+    rate_limit_api: str = Field(default="600/minute", description="Requests per client address, all of /api")
+    rate_limit_login: str = Field(default="10/minute", description="Sign-in attempts per address and account")
+    rate_limit_register: str = Field(default="10/hour", description="Registrations per address")
+    rate_limit_password_reset: str = Field(
+        default="5/hour", description="Reset requests per address and account"
+    )
+    rate_limit_otp: str = Field(default="10/minute", description="MFA code attempts per address and account")
+
+    log_format: str = Field(default="text", pattern="^(text|json)$", description="text, or json (structured)")
+
     jobs_immediate: bool = Field(default=False, description="Run jobs in-process at once (tests)")
     argon2_fast: bool = Field(default=False, description="Cheap argon2 parameters (tests only)")
 

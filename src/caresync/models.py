@@ -6,6 +6,7 @@ from caresync.core import audit, jobs, notify, signing, storage  # noqa: F401
 from caresync.db import Base
 from caresync.engagement import models as engagement_models  # noqa: F401
 from caresync.identity import models as identity_models  # noqa: F401
+from caresync.identity.credentials import models as credential_models  # noqa: F401
 from caresync.prescriptions import models as prescriptions_models  # noqa: F401
 from caresync.records import models as records_models  # noqa: F401
 from caresync.scheduling import models as scheduling_models  # noqa: F401

@@ -10,6 +10,7 @@ JOB_MODULES = (
     "caresync.scheduling.jobs",
     "caresync.scheduling.queue.jobs",
     "caresync.prescriptions.adherence.jobs",
+    "caresync.operations.backup.jobs",
 )
 
 

@@ -1,0 +1,1 @@
+"""Placeholder: the helper building this module replaces it (credential tables)."""

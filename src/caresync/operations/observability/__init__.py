@@ -1,0 +1,1 @@
+"""Observability: liveness and readiness probes, Prometheus metrics, and structured JSON logs."""

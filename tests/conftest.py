@@ -54,6 +54,7 @@ _VAR_DIR = Path(tempfile.mkdtemp(prefix="caresync-test-"))
 atexit.register(shutil.rmtree, _VAR_DIR, ignore_errors=True)
 os.environ["CARESYNC_JOBS_IMMEDIATE"] = "1"
 os.environ["CARESYNC_ARGON2_FAST"] = "1"
+os.environ["CARESYNC_RATE_LIMIT_ENABLED"] = "0"  # tests sign in again and again; test_ratelimit turns it on
 os.environ["CARESYNC_VAR_DIR"] = str(_VAR_DIR)
 os.environ.pop("CARESYNC_REDIS_URL", None)
 os.environ.pop("CARESYNC_SMTP_HOST", None)

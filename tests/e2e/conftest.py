@@ -3,7 +3,8 @@
 The server runs in its own process with its own environment, so nothing in the in-process test set-up
 (``tests/conftest.py``: environment, table truncation between tests) reaches it:
 
-* a temporary ``CARESYNC_VAR_DIR``, ``CARESYNC_ARGON2_FAST=1`` and ``CARESYNC_JOBS_IMMEDIATE=1``;
+* a temporary ``CARESYNC_VAR_DIR``, ``CARESYNC_ARGON2_FAST=1``, ``CARESYNC_JOBS_IMMEDIATE=1`` and
+  ``CARESYNC_RATE_LIMIT_ENABLED=0``;
 * SQLite in that directory, or, when ``CARESYNC_TEST_DATABASE_URL`` (PostgreSQL) is set, a separate database
   on the same server named ``<database>_e2e`` (``<database>_e2e_gw0`` … under pytest-xdist), dropped and
   re-created for the session;
@@ -110,6 +111,7 @@ def _server_env(var_dir: Path, database_url: str) -> dict[str, str]:
         CARESYNC_VAR_DIR=str(var_dir),
         CARESYNC_ARGON2_FAST="1",
         CARESYNC_JOBS_IMMEDIATE="1",
+        CARESYNC_RATE_LIMIT_ENABLED="0",
         PYTHONDONTWRITEBYTECODE="",  # reuse .pyc files: Python starts much faster
     )
     if database_url:

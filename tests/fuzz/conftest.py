@@ -15,6 +15,7 @@ import os
 # Set before caresync is imported (if this runs first): jobs in-process, cheap argon2.
 os.environ["CARESYNC_JOBS_IMMEDIATE"] = "1"
 os.environ["CARESYNC_ARGON2_FAST"] = "1"
+os.environ["CARESYNC_RATE_LIMIT_ENABLED"] = "0"
 
 import shutil
 import tempfile
@@ -25,7 +26,13 @@ from pathlib import Path
 import pyotp
 import pytest
 
-FUZZ_ENV = ("CARESYNC_VAR_DIR", "CARESYNC_DATABASE_URL", "CARESYNC_JOBS_IMMEDIATE", "CARESYNC_ARGON2_FAST")
+FUZZ_ENV = (
+    "CARESYNC_VAR_DIR",
+    "CARESYNC_DATABASE_URL",
+    "CARESYNC_JOBS_IMMEDIATE",
+    "CARESYNC_ARGON2_FAST",
+    "CARESYNC_RATE_LIMIT_ENABLED",
+)
 DOCTOR = "doctor@riverside.demo.caresync.dev"
 
 
@@ -93,6 +100,7 @@ def fuzz_target() -> Iterator[FuzzTarget]:
         CARESYNC_DATABASE_URL=database_url,
         CARESYNC_JOBS_IMMEDIATE="1",
         CARESYNC_ARGON2_FAST="1",
+        CARESYNC_RATE_LIMIT_ENABLED="0",
     )
     # Settings are cached per process; engines and session factories are cached per URL, so a new URL
     # gets its own engine without disturbing the one other tests use.

@@ -6,7 +6,7 @@ import secrets
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = Field(default=True, description="Answer 429 past the limits below")
     rate_limit_api: str = Field(default="600/minute", description="Requests per client address, all of /api")
     rate_limit_login: str = Field(default="10/minute", description="Sign-in attempts per address and account")
-    rate_limit_register: str = Field(default="10/hour", description="Registrations per address")
+    rate_limit_register: str = Field(default="10/hour", description="Registrations per address and per email")
     rate_limit_password_reset: str = Field(
         default="5/hour", description="Reset requests per address and account"
     )
@@ -59,6 +59,21 @@ class Settings(BaseSettings):
 
     jobs_immediate: bool = Field(default=False, description="Run jobs in-process at once (tests)")
     argon2_fast: bool = Field(default=False, description="Cheap argon2 parameters (tests only)")
+
+    @field_validator(
+        "rate_limit_api",
+        "rate_limit_login",
+        "rate_limit_register",
+        "rate_limit_password_reset",
+        "rate_limit_otp",
+    )
+    @classmethod
+    def _valid_rate(cls, value: str, info: ValidationInfo) -> str:
+        """A malformed limit fails when the settings load (server, worker and CLI alike), naming it."""
+        from caresync.core.ratelimit import parse_rate  # imported here: ratelimit reads the settings
+
+        parse_rate(value, f"CARESYNC_{str(info.field_name).upper()}")
+        return value
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -43,6 +43,7 @@ def serve(
     import uvicorn
 
     from caresync.config import get_settings
+    from caresync.operations.observability.logging import logging_config
 
     if workers > 1 and not get_settings().redis_url:
         typer.echo(
@@ -60,15 +61,19 @@ def serve(
         reload=reload,
         proxy_headers=True,
         log_level="info",
+        log_config=logging_config(get_settings()),  # JSON lines with CARESYNC_LOG_FORMAT=json
     )
 
 
 @app.command()
 def worker(threads: Annotated[int, typer.Option(help="Worker threads")] = 2) -> None:
     """Run the background job worker (Huey consumer) in the foreground."""
+    from caresync.config import get_settings
     from caresync.core.jobs import huey
+    from caresync.operations.observability.logging import configure_logging
     from caresync.tasks import load_all
 
+    configure_logging(get_settings())
     load_all()
     huey.create_consumer(workers=threads, worker_type="thread").run()
 

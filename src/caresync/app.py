@@ -155,6 +155,8 @@ def create_app() -> FastAPI:
     from caresync.engagement.streaks import api as streaks_api
     from caresync.engagement.streaks import pages as streaks_pages
     from caresync.identity.api import admin, auth, orgs, people
+    from caresync.identity.credentials import api as credentials_api
+    from caresync.identity.credentials import pages as credentials_pages
     from caresync.operations.backup import pages as backup_pages
     from caresync.operations.observability import api as observability_api
     from caresync.prescriptions import api as prescriptions_api
@@ -201,7 +203,7 @@ def create_app() -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)  # outermost: it times everything, 429s included
 
-    api_routers = (auth, people, admin, orgs, platform, ws_router)
+    api_routers = (auth, people, admin, orgs, credentials_api.router, platform, ws_router)
     scheduling_routers = (scheduling_api.router, queue_api.router, calendar_api.router)
     records_routers = (sharing_api.router, careteam_api.router, records_api.router)  # before /{record_id}
     # the sub-domains' fixed paths (e.g. /api/v1/prescriptions/doses) before /{prescription_id}
@@ -219,6 +221,7 @@ def create_app() -> FastAPI:
         app.include_router(router)
     app.include_router(observability_api.router)  # /healthz, /readyz, /metrics
     app.include_router(backup_pages.router)
+    app.include_router(credentials_pages.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     @app.get("/api/docs", include_in_schema=False)

@@ -11,6 +11,7 @@ JOB_MODULES = (
     "caresync.scheduling.queue.jobs",
     "caresync.prescriptions.adherence.jobs",
     "caresync.operations.backup.jobs",
+    "caresync.identity.credentials.jobs",
 )
 
 

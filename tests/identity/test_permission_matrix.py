@@ -235,6 +235,7 @@ OWN_MATRICES = (
     "/api/v1/pharmacy/",
     "/api/v1/articles",
     "/api/v1/activities",
+    "/api/v1/credentials",
 )
 
 

@@ -60,10 +60,13 @@ NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ("Share links", "/me/shares", "share", frozenset({"patient"})),
     ("Who saw my data", "/me/access", "eye", frozenset({"patient"})),
     ("Staff", "/admin/users", "user-cog", frozenset({"admin"})),
+    ("Licences", "/admin/credentials", "certificate", frozenset({"admin"})),
+    ("Backups", "/admin/backups", "database-export", frozenset({"admin"})),
     ("Working hours", "/admin/schedules", "clock", frozenset({"admin"})),
     ("Triage settings", "/queue/settings", "adjustments", frozenset({"admin"})),
     ("Record access policy", "/admin/record-policy", "lock-access", frozenset({"admin"})),
     ("Audit log", "/admin/audit", "shield-check", frozenset({"admin"})),
+    ("My licence", "/me/credentials", "certificate", frozenset({"doctor", "nurse", "pharmacist"})),
     ("Notifications", "/notifications", "bell", frozenset(ROLE_LABELS)),
     ("Security", "/account/security", "lock", frozenset(ROLE_LABELS)),
 )

@@ -46,7 +46,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,6 +102,8 @@ from caresync.core import crypto  # noqa: E402
 from caresync.core.audit import GENESIS_HASH, AuditHead  # noqa: E402
 from caresync.db import engine_for, session_factory, transaction, utcnow  # noqa: E402
 from caresync.identity import patients as patient_service  # noqa: E402
+from caresync.identity.credentials import service as credentials  # noqa: E402
+from caresync.identity.credentials.models import KIND_BY_ROLE  # noqa: E402
 from caresync.identity.models import CareRelationship, Organisation, Patient, RecoveryCode, User  # noqa: E402
 from caresync.identity.rules import Role  # noqa: E402
 from caresync.identity.service import create_user  # noqa: E402
@@ -112,6 +114,7 @@ API = "/api/v1"
 STAFF = ("admin", "doctor", "nurse", "bloodbank_staff", "pharmacist")
 ROLES = (*STAFF, "patient", "donor")
 T = TypeVar("T")
+LICENCE_PDF = b"%PDF-1.4\n% a practitioner licence\n%%EOF\n"
 
 
 def is_postgres() -> bool:
@@ -313,9 +316,11 @@ class Factory:
         email: str | None = None,
         password: str = PASSWORD,
         full_name: str | None = None,
+        verified: bool = True,
     ) -> Person:
         """A staff member of ``org`` (the default hospital if omitted). With ``mfa`` (the default), MFA
-        is on with a random known TOTP secret (``person.totp_secret``)."""
+        is on with a random known TOTP secret (``person.totp_secret``). Doctors, nurses and pharmacists
+        hold an approved licence unless ``verified`` is false (then they may not act on patients)."""
         assert role in STAFF, role
         org = org or self.default_org()
         secret = pyotp.random_base32() if mfa else None
@@ -332,6 +337,16 @@ class Factory:
                 user.mfa_secret_encrypted = crypto.encrypt_text(secret, aad=str(user.id))
                 user.mfa_enabled = True
             s.flush()
+            if verified and role in KIND_BY_ROLE:
+                credentials.record_verified(
+                    s,
+                    user,
+                    registration_number=f"LIC-{secrets.token_hex(4)}",
+                    issuing_body="Test licensing board",
+                    document=LICENCE_PDF,
+                    issued_on=date.today() - timedelta(days=365),
+                    expires_on=date.today() + timedelta(days=365),
+                )
         return Person(
             user=user, email=user.email, password=password, role=role, totp_secret=secret, organisation=org
         )

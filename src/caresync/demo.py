@@ -18,17 +18,27 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from caresync.core import audit, crypto, localtime
-from caresync.core.auth import system_principal
+from caresync.core.auth import Principal, system_principal
 from caresync.db import session_factory, transaction, utcnow
 from caresync.engagement.articles.demo_articles import create_demo_articles
 from caresync.engagement.streaks.demo import create_demo_streaks
+from caresync.identity.credentials import service as credentials
+from caresync.identity.credentials.models import EXPIRED, KIND_BY_ROLE, PractitionerCredential
 from caresync.identity.models import CareRelationship, Organisation, Patient, User
 from caresync.identity.rules import BLOOD_GROUPS, verhoeff_check_digit
 from caresync.prescriptions import demo as prescriptions_demo
 from caresync.records import demo as records_demo
+from caresync.records.demo_documents import text_pdf
 from caresync.scheduling import demo as scheduling_demo
 
 DEMO_PASSWORD = "CareSync-demo-2026"
+# a doctor whose licence lapsed and whose renewal waits for review (not listed, no patient access until then)
+LAPSED_LICENCE = "doctor3@riverside.demo.caresync.dev"
+ISSUING_BODIES = {
+    "doctor": "Ordem dos Médicos",
+    "nurse": "Ordem dos Enfermeiros",
+    "pharmacist": "Ordem dos Farmacêuticos",
+}
 DEMO_DOMAIN = "demo.caresync.dev"
 
 ORGANISATIONS = (
@@ -194,6 +204,7 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
                 if role in ("doctor", "nurse"):
                     clinicians.setdefault(org.id, []).append(users[-1])
     session.flush()
+    _licences(session, users, utcnow().date())
     care_orgs = [o for o in orgs if o.kind in ("hospital", "clinic")]
     now = utcnow()
     links: list[CareRelationship] = []
@@ -253,6 +264,7 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
         doctor=doctors[home.id][0],
         pharmacists=[u for u in users if u.role == "pharmacist"],
     )
+    _lapsed_licence_awaiting_review(session, users, now.date())
     articles = create_demo_articles(session, doctors[home.id][0].id)
     for patient in patients:
         if patient.user_id is not None:
@@ -303,6 +315,56 @@ def _staff(
     user.mfa_enabled = True
     session.add(user)
     return user
+
+
+def _licence_pdf(user: User, number: str, issuer: str, issued: date, expires: date) -> bytes:
+    return text_pdf(
+        f"{issuer}: registration certificate",
+        [user.full_name, f"Registration number {number}", f"Valid from {issued} until {expires}"],
+    )
+
+
+def _licences(session: Session, users: list[User], today: date) -> None:
+    """Every demo clinician holds an approved licence (five years, issued at some time in the past)."""
+    for user in users:
+        if user.role not in KIND_BY_ROLE:
+            continue
+        number = f"{KIND_BY_ROLE[user.role][:3].upper()}-{int(user.id) % 10**6:06d}"
+        issuer = ISSUING_BODIES[user.role]
+        issued = today - timedelta(days=int(user.id) % 1500 + 30)
+        expires = issued + timedelta(days=5 * 365)
+        credentials.record_verified(
+            session,
+            user,
+            registration_number=number,
+            issuing_body=issuer,
+            document=_licence_pdf(user, number, issuer, issued, expires),
+            issued_on=issued,
+            expires_on=expires,
+        )
+
+
+def _lapsed_licence_awaiting_review(session: Session, users: list[User], today: date) -> None:
+    """One doctor's licence lapsed ten days ago and its renewal waits in the hospital administrator's review
+    queue: until it is approved they are not listed and see no patients."""
+    doctor = next(u for u in users if u.email == LAPSED_LICENCE)
+    held = session.execute(
+        select(PractitionerCredential).where(PractitionerCredential.user_id == doctor.id)
+    ).scalar_one()
+    held.issued_on, held.expires_on = today - timedelta(days=5 * 365 + 10), today - timedelta(days=10)
+    held.status = EXPIRED
+    principal = Principal(
+        user_id=doctor.id,
+        role=doctor.role,
+        full_name=doctor.full_name,
+        organisation_id=doctor.organisation_id,
+    )
+    issuer, issued = ISSUING_BODIES["doctor"], today - timedelta(days=12)
+    renewal = credentials.Submission(
+        held.registration_number, issuer, issued, issued + timedelta(days=5 * 365)
+    )
+    pdf = _licence_pdf(doctor, renewal.registration_number, issuer, renewal.issued_on, renewal.expires_on)
+    credentials.submit(session, principal, renewal, pdf)
 
 
 def _account(session: Session, rng: random.Random, email: str, patient: Patient, password_hash: str) -> User:

@@ -191,7 +191,7 @@ def audit_entries(action: str, outcome: str = "success") -> list[AuditEntry]:
 def test_submission_is_refused(
     make: Factory, overrides: dict[str, Any], document: bytes, error: type[DomainError], field: str | None
 ) -> None:
-    doctor = make.staff("doctor")
+    doctor = make.staff("doctor", verified=False)
     with pytest.raises(error) as raised:
         submit(doctor, document, **overrides)
     if field == "415":
@@ -215,7 +215,7 @@ def test_submission_is_accepted(
     make: Factory, role: str, overrides: dict[str, Any], document: bytes, number: str, media_type: str
 ) -> None:
     admin = make.staff("admin")
-    clinician = make.staff(role)
+    clinician = make.staff(role, verified=False)
     credential_id = submit(clinician, document, **overrides)
     with transaction(session_factory()) as s:
         credential = s.get(PractitionerCredential, credential_id)
@@ -252,7 +252,7 @@ def test_roles_without_a_licence_cannot_submit(make: Factory, role: str) -> None
 
 
 def test_pending_approved_suspended(make: Factory) -> None:
-    admin, doctor = make.staff("admin"), make.staff("doctor")
+    admin, doctor = make.staff("admin"), make.staff("doctor", verified=False)
     credential_id = submit(doctor)
     assert review(admin, credential_id, "approve") == "approved"
     assert verified(doctor)
@@ -277,7 +277,7 @@ def test_pending_approved_suspended(make: Factory) -> None:
 
 
 def test_rejection_needs_a_reason_and_the_clinician_reads_it(make: Factory) -> None:
-    admin, nurse = make.staff("admin"), make.staff("nurse")
+    admin, nurse = make.staff("admin"), make.staff("nurse", verified=False)
     credential_id = submit(nurse)
     with pytest.raises(ValidationFailed) as raised:
         review(admin, credential_id, "reject", " \n ")
@@ -297,7 +297,7 @@ def test_rejection_needs_a_reason_and_the_clinician_reads_it(make: Factory) -> N
 
 
 def test_resubmission_replaces_the_pending_one(make: Factory) -> None:
-    admin, doctor = make.staff("admin"), make.staff("doctor")
+    admin, doctor = make.staff("admin"), make.staff("doctor", verified=False)
     first = submit(doctor)
     second = submit(doctor, PNG, registration_number="GMC-99999")
     assert statuses(doctor) == {first: "superseded", second: "pending"}
@@ -313,7 +313,7 @@ def test_resubmission_replaces_the_pending_one(make: Factory) -> None:
 
 
 def test_a_renewal_waits_while_the_approved_licence_stays_valid(make: Factory) -> None:
-    admin, doctor = make.staff("admin"), make.staff("doctor")
+    admin, doctor = make.staff("admin"), make.staff("doctor", verified=False)
     old = submit(doctor, expires_on=TODAY + timedelta(days=20))
     review(admin, old, "approve")
     renewal = submit(doctor, issued_on=TODAY, expires_on=TODAY + timedelta(days=1000))
@@ -325,7 +325,7 @@ def test_a_renewal_waits_while_the_approved_licence_stays_valid(make: Factory) -
 
 
 def test_an_expired_pending_licence_cannot_be_approved(make: Factory) -> None:
-    admin, doctor = make.staff("admin"), make.staff("doctor")
+    admin, doctor = make.staff("admin"), make.staff("doctor", verified=False)
     lapsed = add_credential(doctor, expires_on=TODAY - timedelta(days=1))
     with pytest.raises(Conflict):
         review(admin, lapsed, "approve")
@@ -354,7 +354,7 @@ def test_an_expired_pending_licence_cannot_be_approved(make: Factory) -> None:
     ],
 )
 def test_the_database_refuses_broken_rows(make: Factory, broken: dict[str, Any]) -> None:
-    doctor = make.staff("doctor")
+    doctor = make.staff("doctor", verified=False)
     existing = add_credential(doctor, "pending")
     with transaction(session_factory()) as s:
         template = s.get(PractitionerCredential, existing)
@@ -371,7 +371,7 @@ def test_the_database_refuses_broken_rows(make: Factory, broken: dict[str, Any])
 
 
 def test_two_approved_credentials_are_refused_by_the_database(make: Factory) -> None:
-    doctor = make.staff("doctor")
+    doctor = make.staff("doctor", verified=False)
     add_credential(doctor, "approved")
     with pytest.raises(IntegrityError):
         add_credential(doctor, "approved")
@@ -406,7 +406,7 @@ def test_two_approved_credentials_are_refused_by_the_database(make: Factory) -> 
     ],
 )
 def test_is_verified(make: Factory, status: str | None, expires_in_days: int | None, expected: bool) -> None:
-    doctor, colleague = make.staff("doctor"), make.staff("doctor")
+    doctor, colleague = make.staff("doctor", verified=False), make.staff("doctor", verified=False)
     add_credential(colleague, "approved")  # someone else's valid licence never counts for the doctor
     if status is not None:
         assert expires_in_days is not None
@@ -421,7 +421,7 @@ def test_is_verified(make: Factory, status: str | None, expires_in_days: int | N
 
 
 def test_an_admin_of_another_organisation_sees_nothing(make: Factory) -> None:
-    doctor = make.staff("doctor")
+    doctor = make.staff("doctor", verified=False)
     credential_id = submit(doctor)
     stranger = make.staff("admin", make.org())
     for call in (
@@ -443,7 +443,7 @@ def test_an_admin_of_another_organisation_sees_nothing(make: Factory) -> None:
 
 def test_the_queue_is_oldest_first_and_paginated(make: Factory) -> None:
     admin = make.staff("admin")
-    doctors = [make.staff("doctor") for _ in range(3)]
+    doctors = [make.staff("doctor", verified=False) for _ in range(3)]
     ids = [submit(d) for d in doctors]
     with transaction(session_factory()) as s:
         first = service.pending_for_review(s, principal_of(admin), limit=2)
@@ -468,7 +468,7 @@ def run(task: Callable[[Any, datetime], int], day: date) -> int:
 
 
 def test_reminders_at_30_and_7_days_are_sent_once(make: Factory, outbox: Any) -> None:
-    admin, doctor = make.staff("admin"), make.staff("doctor")
+    admin, doctor = make.staff("admin"), make.staff("doctor", verified=False)
     other_admin = make.staff("admin", make.org())
     expires = TODAY + timedelta(days=400)
     credential_id = add_credential(doctor, "approved", expires_on=expires)
@@ -499,21 +499,27 @@ def test_reminders_at_30_and_7_days_are_sent_once(make: Factory, outbox: Any) ->
 
 
 def test_a_licence_approved_late_gets_only_the_nearest_reminder(make: Factory) -> None:
-    doctor = make.staff("doctor")
+    doctor = make.staff("doctor", verified=False)
     expires = TODAY + timedelta(days=5)
     add_credential(doctor, "approved", expires_on=expires)
-    add_credential(make.staff("nurse"), "pending", expires_on=expires)  # pending: not reminded
+    add_credential(
+        make.staff("nurse", verified=False), "pending", expires_on=expires
+    )  # pending: not reminded
     assert run(service.send_expiry_reminders, TODAY) == 1
     assert run(service.send_expiry_reminders, TODAY + timedelta(days=1)) == 0
     assert [n.kind for n in notifications(doctor)] == ["credential.7d"]
 
 
 def test_expiry_sets_expired_and_notifies_once(make: Factory) -> None:
-    admin, doctor, nurse = make.staff("admin"), make.staff("doctor"), make.staff("nurse")
+    admin, doctor, nurse = (
+        make.staff("admin"),
+        make.staff("doctor", verified=False),
+        make.staff("nurse", verified=False),
+    )
     expires = TODAY + timedelta(days=10)
     approved = add_credential(doctor, "approved", expires_on=expires)
     pending = add_credential(nurse, "pending", expires_on=expires)
-    suspended = add_credential(make.staff("pharmacist"), "suspended", expires_on=expires)
+    suspended = add_credential(make.staff("pharmacist", verified=False), "suspended", expires_on=expires)
     assert run(service.expire_lapsed, expires) == 0  # valid through its expiry date
     assert verified(doctor, expires)
     assert run(service.expire_lapsed, expires + timedelta(days=1)) == 2
@@ -529,7 +535,7 @@ def test_expiry_sets_expired_and_notifies_once(make: Factory) -> None:
 
 
 def test_the_daily_job_expires_and_reminds(make: Factory) -> None:
-    lapsed_doctor, soon_doctor = make.staff("doctor"), make.staff("doctor")
+    lapsed_doctor, soon_doctor = make.staff("doctor", verified=False), make.staff("doctor", verified=False)
     lapsed = add_credential(lapsed_doctor, "approved", expires_on=TODAY - timedelta(days=1))
     add_credential(soon_doctor, "approved", expires_on=TODAY + timedelta(days=30))
     assert check_expiry.call_local() == {"expired": 1, "reminded": 1}
@@ -554,8 +560,9 @@ def api_submit(
     return client.post(CREDENTIALS, data=form, files=files, headers=headers)
 
 
-def test_api_submit_review_and_me(client: TestClient, cast: Cast) -> None:
-    nurse_headers = login(client, cast["nurse"].email, cast["nurse"].password)
+def test_api_submit_review_and_me(client: TestClient, cast: Cast, make: Factory) -> None:
+    nurse = make.staff("nurse", cast.org, verified=False)
+    nurse_headers = login(client, nurse.email, nurse.password)
     created = api_submit(client, nurse_headers, ("scan.png", PNG, "image/png"))
     assert created.status_code == 201, created.text
     body = created.json()
@@ -613,7 +620,7 @@ def test_api_submit_review_and_me(client: TestClient, cast: Cast) -> None:
 def test_api_submission_errors(
     client: TestClient, make: Factory, document: Any, data: dict[str, str], status: int, text: str
 ) -> None:
-    nurse = make.staff("nurse")
+    nurse = make.staff("nurse", verified=False)
     response = api_submit(client, login(client, nurse.email, nurse.password), document, **data)
     assert response.status_code == status, response.text
     assert text in response.text
@@ -666,7 +673,7 @@ class World:
     doctors_credential: uuid.UUID
 
     def fresh(self, status: str) -> uuid.UUID:
-        return add_credential(self.make.staff("doctor", self.cast.org), status)
+        return add_credential(self.make.staff("doctor", self.cast.org, verified=False), status)
 
 
 @dataclass

@@ -41,7 +41,7 @@ def form(csrf: str, **values: str) -> dict[str, str]:
 
 
 def test_a_clinician_submits_their_licence(client: TestClient, make: Factory) -> None:
-    doctor = make.staff("doctor")
+    doctor = make.staff("doctor", verified=False)
     csrf = web_login(client, doctor)
     page = client.get("/me/credentials")
     assert page.status_code == 200
@@ -79,7 +79,7 @@ def test_a_clinician_submits_their_licence(client: TestClient, make: Factory) ->
 def test_submission_errors_are_shown_on_the_form(
     client: TestClient, make: Factory, values: dict[str, str], document: Any, message: str
 ) -> None:
-    nurse = make.staff("nurse")
+    nurse = make.staff("nurse", verified=False)
     csrf = web_login(client, nurse)
     files = {"document": document} if document else None
     response = client.post("/me/credentials", data=form(csrf, **values), files=files)
@@ -89,8 +89,8 @@ def test_submission_errors_are_shown_on_the_form(
     assert statuses(nurse) == {}
 
 
-def test_an_admin_rejects_then_approves(client: TestClient, cast: Cast) -> None:
-    doctor = cast["doctor"]
+def test_an_admin_rejects_then_approves(client: TestClient, cast: Cast, make: Factory) -> None:
+    doctor = make.staff("doctor", cast.org, verified=False)
     first = submit(doctor, PNG)
     csrf = web_login(client, cast["admin"])
     queue = client.get("/admin/credentials")
@@ -137,8 +137,8 @@ def test_an_admin_rejects_then_approves(client: TestClient, cast: Cast) -> None:
     assert "The scan is cut off." in mine
 
 
-def test_suspension_asks_for_confirmation_and_a_reason(client: TestClient, cast: Cast) -> None:
-    nurse = cast["nurse"]
+def test_suspension_asks_for_confirmation_and_a_reason(client: TestClient, cast: Cast, make: Factory) -> None:
+    nurse = make.staff("nurse", cast.org, verified=False)
     credential_id = add_credential(nurse, "approved")
     csrf = web_login(client, cast["admin"])
     detail = client.get(f"/admin/credentials/{credential_id}")
@@ -168,12 +168,13 @@ def test_suspension_asks_for_confirmation_and_a_reason(client: TestClient, cast:
     assert "only an approved one" in again.text
 
 
-def test_forms_need_the_csrf_token(client: TestClient, cast: Cast) -> None:
-    credential_id = submit(cast["doctor"])
+def test_forms_need_the_csrf_token(client: TestClient, cast: Cast, make: Factory) -> None:
+    doctor = make.staff("doctor", cast.org, verified=False)
+    credential_id = submit(doctor)
     web_login(client, cast["admin"])
     forged = client.post(f"/admin/credentials/{credential_id}/review", data={"decision": "approve"})
     assert forged.status_code == 403
-    assert statuses(cast["doctor"]) == {credential_id: "pending"}
+    assert statuses(doctor) == {credential_id: "pending"}
 
 
 # --- the pages' permission matrix ---------------------------------------------------------------------------
@@ -196,7 +197,7 @@ class World:
     doctors_credential: uuid.UUID
 
     def fresh(self, status: str) -> uuid.UUID:
-        return add_credential(self.make.staff("doctor", self.cast.org), status)
+        return add_credential(self.make.staff("doctor", self.cast.org, verified=False), status)
 
 
 @dataclass
@@ -264,11 +265,12 @@ def test_page_permission_matrix(client: TestClient, cast: Cast, make: Factory, r
 
 
 def test_an_admin_of_another_organisation_gets_404(client: TestClient, cast: Cast, make: Factory) -> None:
-    credential_id = submit(cast["doctor"])
+    doctor = make.staff("doctor", cast.org, verified=False)
+    credential_id = submit(doctor)
     stranger = make.staff("admin", make.org())
     csrf = web_login(client, stranger)
     assert client.get(f"/admin/credentials/{credential_id}").status_code == 404
     refused = _post(client, f"/admin/credentials/{credential_id}/review", csrf, decision="approve")
     assert refused.status_code == 404
-    assert cast["doctor"].full_name not in client.get("/admin/credentials").text
-    assert statuses(cast["doctor"]) == {credential_id: "pending"}
+    assert doctor.full_name not in client.get("/admin/credentials").text
+    assert statuses(doctor) == {credential_id: "pending"}

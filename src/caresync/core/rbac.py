@@ -14,7 +14,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session
 
 from caresync.core import audit
@@ -44,6 +44,7 @@ class Perm(StrEnum):
     ARTICLE_WRITE = "article:write"  # write, publish and archive health articles
     ARTICLE_READ = "article:read"  # read published health articles
     ACTIVITY_LOG = "activity:log"  # log one's own daily activities and see one's streaks and badges
+    BACKUP_MANAGE = "backup:manage"  # list, make and verify backups of the whole platform
 
 
 _CLINICIAN = frozenset(
@@ -62,7 +63,14 @@ _CLINICIAN = frozenset(
 _STAFF_ARTICLES = frozenset({Perm.ARTICLE_READ, Perm.ARTICLE_WRITE})
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "admin": frozenset(
-        {Perm.USER_MANAGE, Perm.AUDIT_READ, Perm.ORG_READ, Perm.DIRECTORY_READ, Perm.SCHEDULE_MANAGE}
+        {
+            Perm.USER_MANAGE,
+            Perm.AUDIT_READ,
+            Perm.ORG_READ,
+            Perm.DIRECTORY_READ,
+            Perm.SCHEDULE_MANAGE,
+            Perm.BACKUP_MANAGE,
+        }
     )
     | _STAFF_ARTICLES,
     "doctor": _CLINICIAN | _STAFF_ARTICLES | {Perm.PRESCRIBE},
@@ -147,24 +155,37 @@ def has_break_glass(session: Session, principal: Principal, patient_id: uuid.UUI
     return _includes(session, break_glass_patient_ids(principal), patient_id)
 
 
+def licensed(principal: Principal) -> ColumnElement[bool]:
+    """Whether the principal holds an approved, unexpired licence (``identity.credentials``), as a SQL
+    condition: clinicians act on patients only while licensed, whatever else grants them access."""
+    from caresync.identity.credentials.service import verified_user_ids
+
+    holders = verified_user_ids()
+    return holders.where(holders.selected_columns[0] == principal.user_id).exists()
+
+
 def cared_for_patient_ids(principal: Principal) -> Select[Any]:
     """The ids of the patients whose care team the principal belongs to, on behalf of their current
-    organisation (a subquery)."""
+    organisation, while licensed (a subquery)."""
     from caresync.identity.models import CareRelationship
 
     return select(CareRelationship.patient_id).where(
         CareRelationship.practitioner_id == principal.user_id,
         CareRelationship.organisation_id == principal.organisation_id,
         CareRelationship.ended_at.is_(None),
+        licensed(principal),
     )
 
 
 def break_glass_patient_ids(principal: Principal) -> Select[Any]:
-    """The ids of the patients the principal holds an unexpired break-glass grant for (a subquery)."""
+    """The ids of the patients the principal holds an unexpired break-glass grant for, while licensed (a
+    subquery)."""
     from caresync.identity.models import BreakGlassGrant
 
     return select(BreakGlassGrant.patient_id).where(
-        BreakGlassGrant.user_id == principal.user_id, BreakGlassGrant.expires_at > utcnow()
+        BreakGlassGrant.user_id == principal.user_id,
+        BreakGlassGrant.expires_at > utcnow(),
+        licensed(principal),
     )
 
 
@@ -181,6 +202,7 @@ def active_consents(principal: Principal, patient_id: uuid.UUID | None = None) -
         grantee,
         RecordConsent.revoked_at.is_(None),
         or_(RecordConsent.expires_at.is_(None), RecordConsent.expires_at > now),
+        licensed(principal),
     )
     return query if patient_id is None else query.where(RecordConsent.patient_id == patient_id)
 

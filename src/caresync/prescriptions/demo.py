@@ -90,20 +90,20 @@ def load(
     counts = [0, 0, 0]
     for index, patient in enumerate(patients[:PRESCRIBED_PATIENTS]):
         planned = [
-            (drug, _start(rng, drug, recorded_on, today), 11)
+            (drug, _start(rng, drug, recorded_on, today), 11, rng.random() < LATE_COLLECTORS)
             for drug, recorded_on in _recorded_medicines(session, patient.id)
         ]
         if index == 0:
             planned += [
-                (drug, today - timedelta(days=days_ago), refills)
+                (drug, today - timedelta(days=days_ago), refills, False)
                 for drug, refills, days_ago in _demo_patient_medicines()
             ]
-        for drug, started, refills in planned:
+        for drug, started, refills, late in planned:
             if started is None:
                 continue
             prescription = _prescribe(session, prescriber, patient, drug, started, refills)
             counts[0] += 1
-            counts[1] += _dispense(session, rng, prescription, pharmacists, today)
+            counts[1] += _dispense(session, rng, prescription, pharmacists, today, late=late)
             if patient.user_id is not None:
                 counts[2] += _mark_doses(session, rng, prescription, patient, now)
     _renewal_request(session, patients[0])
@@ -183,10 +183,15 @@ def _prescribe(
 
 
 def _dispense(
-    session: Session, rng: random.Random, prescription: Prescription, pharmacists: list[User], today: date
+    session: Session,
+    rng: random.Random,
+    prescription: Prescription,
+    pharmacists: list[User],
+    today: date,
+    *,
+    late: bool,
 ) -> int:
     """Monthly dispenses from the start until today; late collectors come back 8 to 25 days late."""
-    late = rng.random() < LATE_COLLECTORS
     day = prescription.start_date + timedelta(days=rng.randint(0, 2))
     fills = 0
     while day <= today and fills < fills_allowed(prescription.refills):

@@ -24,6 +24,7 @@ from caresync.core.errors import NotFound, ValidationFailed
 from caresync.core.pagination import MAX_LIMIT
 from caresync.core.rbac import Perm, require
 from caresync.db import utcnow
+from caresync.identity.credentials.service import is_verified, verified_user_ids
 from caresync.identity.models import Patient
 from caresync.scheduling import availability
 from caresync.scheduling.models import (
@@ -147,8 +148,11 @@ def search(
 
 
 def _matching_ids(query: SearchQuery, now: datetime) -> Select[uuid.UUID]:
-    """The ids of practitioners matching every filter (listed once they have working hours)."""
-    statement = select(Practitioner.id).where(exists().where(Schedule.practitioner_id == Practitioner.id))
+    """The ids of practitioners matching every filter (listed once licensed and with working hours)."""
+    statement = select(Practitioner.id).where(
+        exists().where(Schedule.practitioner_id == Practitioner.id),
+        Practitioner.user_id.in_(verified_user_ids()),  # only licensed practitioners are listed
+    )
     for term in query.q.lower().split():
         statement = statement.where(Practitioner.search_text.like(f"%{_escape(term)}%", escape="\\"))
     if query.specialty:
@@ -275,10 +279,10 @@ def _decode(cursor: str | None) -> int:
 
 
 def get_practitioner(session: Session, principal: Principal, practitioner_id: uuid.UUID) -> Practitioner:
-    """One directory profile."""
+    """One directory profile (of a licensed practitioner)."""
     require(session, principal, Perm.DIRECTORY_READ, "directory.read")
     practitioner = session.get(Practitioner, practitioner_id)
-    if practitioner is None:
+    if practitioner is None or not is_verified(session, practitioner.user_id):
         raise NotFound("No such practitioner.")
     return practitioner
 

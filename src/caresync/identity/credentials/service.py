@@ -160,6 +160,50 @@ def check_submission(submission: Submission, today: date) -> Submission:
     return Submission(number, body, submission.issued_on, submission.expires_on, filename)
 
 
+def record_verified(
+    session: Session,
+    user: User,
+    *,
+    registration_number: str,
+    issuing_body: str,
+    document: bytes,
+    issued_on: date,
+    expires_on: date,
+    reviewed_by: uuid.UUID | None = None,
+) -> PractitionerCredential:
+    """Record a licence that was already verified outside this review queue, as approved: when staff are
+    imported from another system with their checked licences (and for demo and test data). Not reachable
+    from the API; audited as the system's act."""
+    stored = storage.put(session, document, allowed_types=DOCUMENT_TYPES)
+    credential = PractitionerCredential(
+        user_id=user.id,
+        kind=KIND_BY_ROLE[user.role],
+        registration_number=registration_number,
+        issuing_body=issuing_body,
+        file_sha256=stored.sha256,
+        media_type=stored.media_type,
+        filename=f"licence.{stored.media_type.split('/')[1]}",
+        issued_on=issued_on,
+        expires_on=expires_on,
+        status=APPROVED,
+        submitted_at=utcnow(),
+        reviewed_by=reviewed_by,
+        reviewed_at=utcnow(),
+        review_reason="",
+    )
+    session.add(credential)
+    session.flush()
+    audit.record(
+        session,
+        system_principal("licence import"),
+        "credential.import",
+        resource_type="PractitionerCredential",
+        resource_id=credential.id,
+        detail={"user_id": str(user.id), "expires_on": expires_on.isoformat()},
+    )
+    return credential
+
+
 def submit(
     session: Session, principal: Principal, submission: Submission, document: bytes
 ) -> PractitionerCredential:

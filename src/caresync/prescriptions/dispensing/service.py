@@ -29,10 +29,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from caresync.core import audit, notify, signing
 from caresync.core.auth import Principal
-from caresync.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from caresync.core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, require
 from caresync.db import utcnow
+from caresync.identity.credentials import service as credentials
 from caresync.identity.models import Patient
 from caresync.prescriptions.access import readable_prescription
 from caresync.prescriptions.dispensing import qr
@@ -193,10 +194,23 @@ def refusal_error(reason: Reason) -> DomainError:
     return Conflict(MESSAGES[reason], extra=extra)
 
 
+def require_licensed_pharmacist(session: Session, principal: Principal, action: str) -> None:
+    """Let through pharmacists holding an approved, unexpired licence: 403 (audited) for other roles and
+    for pharmacists whose licence is not approved yet, has lapsed or was suspended."""
+    require(session, principal, Perm.DISPENSE, action)
+    assert principal.user_id is not None  # a signed-in pharmacist
+    if not credentials.is_verified(session, principal.user_id):
+        audit.record_and_commit(session, principal, action, outcome="denied", detail={"reason": "unlicensed"})
+        raise Forbidden(
+            "Dispensing needs an approved pharmacist licence: yours is not approved yet, has lapsed or was "
+            "suspended. See My licence."
+        )
+
+
 def verify(session: Session, principal: Principal, code_text: str) -> Verification:
     """Check a scanned or typed code (pharmacists only). Success is audited as the pharmacist reading the
     patient's prescription; every refusal is audited as denied and raised (see :func:`refusal_error`)."""
-    require(session, principal, Perm.DISPENSE, VERIFY)
+    require_licensed_pharmacist(session, principal, VERIFY)
     checked = _check(session, principal, code_text, VERIFY)
     audit.record(
         session,
@@ -213,7 +227,7 @@ def verify(session: Session, principal: Principal, code_text: str) -> Verificati
 def verify_image(session: Session, principal: Principal, image: bytes | None) -> Verification:
     """Read the QR code in a photo or screenshot (``qr.read_image``), then :func:`verify` it (pharmacists
     only: checked before the picture is looked at). 422 when no picture was sent."""
-    require(session, principal, Perm.DISPENSE, VERIFY)
+    require_licensed_pharmacist(session, principal, VERIFY)
     if not image:
         raise ValidationFailed("Choose a photo or screenshot of the QR code.", extra={"field": "image"})
     return verify(session, principal, qr.read_image(image))
@@ -232,7 +246,7 @@ def dispense(
     first). ``quantity`` is 1 to the prescribed quantity, ``lot`` 1 to 40 printable characters,
     ``days_supply`` 1 to 365 (default: the prescription's). The patient is notified (told to ask for a
     renewal after the last fill); the dispense is audited."""
-    require(session, principal, Perm.DISPENSE, DISPENSE)
+    require_licensed_pharmacist(session, principal, DISPENSE)
     lot = lot.strip()
     if not 1 <= len(lot) <= MAX_LOT_LENGTH or not lot.isprintable():
         raise ValidationFailed(
@@ -286,7 +300,7 @@ def pharmacy_dispenses(
     session: Session, principal: Principal, cursor: str | None = None, limit: int = 20
 ) -> Page[DispenseRow]:
     """The pharmacist's pharmacy's dispenses, newest first (audited as one listing)."""
-    require(session, principal, Perm.DISPENSE, "dispense.list")
+    require_licensed_pharmacist(session, principal, "dispense.list")
     page = paginate(
         session,
         select(Dispense).where(Dispense.pharmacy_id == principal.organisation_id),
@@ -308,7 +322,7 @@ def pharmacy_dispenses(
 
 def pharmacy_dispense(session: Session, principal: Principal, dispense_id: uuid.UUID) -> DispenseRow:
     """One dispense of the pharmacist's pharmacy (404, audited, for any other)."""
-    require(session, principal, Perm.DISPENSE, "dispense.read")
+    require_licensed_pharmacist(session, principal, "dispense.read")
     found = session.get(Dispense, dispense_id)
     if found is None or found.pharmacy_id != principal.organisation_id:
         audit.record_and_commit(

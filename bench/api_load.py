@@ -109,6 +109,8 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CARESYNC_")}
         self.env["CARESYNC_VAR_DIR"] = str(self.var_dir)  # SQLite under it, no Redis
+        # every simulated user comes from 127.0.0.1: the per-address limits would measure themselves
+        self.env["CARESYNC_RATE_LIMIT_ENABLED"] = "0"
 
     @property
     def base_url(self) -> str:

@@ -6,11 +6,18 @@ changes) falls back to UTC here rather than failing a request or a job."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from caresync.db import utcnow
 
 FALLBACK_TIMEZONE = "UTC"
+
+
+@cache
+def known_zones() -> frozenset[str]:
+    """Every IANA time zone name this machine knows (read from the tz database once per process)."""
+    return frozenset(available_timezones())
 
 
 def zone(name: str | None) -> ZoneInfo:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, get_args
-from zoneinfo import available_timezones
 
 from pydantic import (
     BaseModel,
@@ -17,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from caresync.core import localtime
 from caresync.identity.rules import BLOOD_GROUPS, SEXES, Role, format_health_id
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -30,7 +30,7 @@ assert set(BLOOD_GROUPS) == set(get_args(BloodGroup))
 
 
 def _check_timezone(value: str | None) -> str | None:
-    if value is not None and value not in available_timezones():
+    if value is not None and value not in localtime.known_zones():
         raise ValueError("not a known time zone: use an IANA name such as Europe/Lisbon")
     return value
 

@@ -6,13 +6,13 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import available_timezones
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from caresync import __version__
+from caresync.core import localtime
 from caresync.core.auth import Principal
 from caresync.identity.rules import format_health_id
 from caresync.scheduling.rules import INSURANCE_PLANS, LANGUAGES, SPECIALTIES
@@ -92,7 +92,7 @@ TEMPLATES.env.filters["plan_name"] = lambda code: INSURANCE_PLANS.get(code, code
 TEMPLATES.env.filters["language_name"] = lambda code: LANGUAGES.get(code, code)
 TEMPLATES.env.filters["fromjson"] = json.loads
 TEMPLATES.env.globals["version"] = __version__
-TEMPLATES.env.globals["time_zones"] = sorted(available_timezones())
+TEMPLATES.env.globals["time_zones"] = sorted(localtime.known_zones())
 
 
 def render(

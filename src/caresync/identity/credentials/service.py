@@ -406,20 +406,16 @@ def review(
             .where(PractitionerCredential.user_id == holder.id, PractitionerCredential.status == APPROVED)
             .values(status=SUPERSEDED)
         )
-    credential.status = APPROVED if decision == "approve" else REJECTED
-    credential.reviewed_by, credential.reviewed_at, credential.review_reason = (
-        principal.user_id,
-        utcnow(),
-        cleaned,
-    )
-    session.flush()
-    audit.record(
+    status = APPROVED if decision == "approve" else REJECTED
+    _decide(
         session,
         principal,
+        credential,
+        status,
+        cleaned,
         "credential.review",
-        resource_type="PractitionerCredential",
-        resource_id=credential.id,
-        detail={"decision": decision, "holder": holder.id},
+        decision=decision,
+        holder=holder.id,
     )
     label = KIND_LABELS[credential.kind]
     if decision == "approve":
@@ -441,21 +437,7 @@ def suspend(
     cleaned = _reason(reason, required=True)
     if credential.status != APPROVED:
         raise Conflict(f"This credential is {credential.status}; only an approved one can be suspended.")
-    credential.status = SUSPENDED
-    credential.reviewed_by, credential.reviewed_at, credential.review_reason = (
-        principal.user_id,
-        utcnow(),
-        cleaned,
-    )
-    session.flush()
-    audit.record(
-        session,
-        principal,
-        "credential.suspend",
-        resource_type="PractitionerCredential",
-        resource_id=credential.id,
-        detail={"holder": holder.id},
-    )
+    _decide(session, principal, credential, SUSPENDED, cleaned, "credential.suspend", holder=holder.id)
     title = f"Your {KIND_LABELS[credential.kind].lower()} was suspended"
     _tell_holder(session, principal, holder, SUSPENDED, title, f"Reason: {cleaned}")
     return credential
@@ -482,6 +464,33 @@ def due_reminder(expires_on: date, today: date) -> int | None:
     left = (expires_on - today).days
     due = [days for days in REMINDER_DAYS if 0 <= left <= days]
     return min(due) if due else None
+
+
+def _decide(
+    session: Session,
+    principal: Principal,
+    credential: PractitionerCredential,
+    status: str,
+    reason: str,
+    action: str,
+    **detail: Any,
+) -> None:
+    """Record an administrator's decision on a credential (who, when, why) and audit it."""
+    credential.status = status
+    credential.reviewed_by, credential.reviewed_at, credential.review_reason = (
+        principal.user_id,
+        utcnow(),
+        reason,
+    )
+    session.flush()
+    audit.record(
+        session,
+        principal,
+        action,
+        resource_type="PractitionerCredential",
+        resource_id=credential.id,
+        detail=detail,
+    )
 
 
 def _tell_holder(session: Session, actor: Principal, holder: User, kind: str, title: str, body: str) -> None:

@@ -150,6 +150,7 @@ SECRET_PATH_PREFIXES = ("/calendar/", "/share/", "/api/v1/records/shared/")
 
 def create_app() -> FastAPI:
     """Build the CareSync web application."""
+    from caresync.bloodbank import routes as bloodbank_routes
     from caresync.engagement.articles import api as articles_api
     from caresync.engagement.articles import pages as articles_pages
     from caresync.engagement.streaks import api as streaks_api
@@ -222,6 +223,8 @@ def create_app() -> FastAPI:
     app.include_router(observability_api.router)  # /healthz, /readyz, /metrics
     app.include_router(backup_pages.router)
     app.include_router(credentials_pages.router)
+    for router in bloodbank_routes.routers():
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     @app.get("/api/docs", include_in_schema=False)

@@ -12,6 +12,9 @@ JOB_MODULES = (
     "caresync.prescriptions.adherence.jobs",
     "caresync.operations.backup.jobs",
     "caresync.identity.credentials.jobs",
+    "caresync.bloodbank.inventory.jobs",
+    "caresync.bloodbank.donors.jobs",
+    "caresync.bloodbank.alerts.jobs",
 )
 
 

@@ -236,6 +236,7 @@ OWN_MATRICES = (
     "/api/v1/articles",
     "/api/v1/activities",
     "/api/v1/credentials",
+    "/api/v1/bloodbank",
 )
 
 

@@ -45,6 +45,12 @@ class Perm(StrEnum):
     ARTICLE_READ = "article:read"  # read published health articles
     ACTIVITY_LOG = "activity:log"  # log one's own daily activities and see one's streaks and badges
     BACKUP_MANAGE = "backup:manage"  # list, make and verify backups of the whole platform
+    BLOOD_STOCK = "blood:stock"  # run a blood bank: units, donors, donations, matching, transfers, call-outs
+    BLOOD_ORDER = "blood:order"  # order blood for a patient in one's care, track it, confirm transfusion
+    BLOOD_NETWORK = "blood:network"  # see the network's stock by group and component (no patient data)
+    BLOOD_POLICY = "blood:policy"  # set the organisation's blood bank rules, thresholds and call-outs
+    BLOOD_REPORTS = "blood:reports"  # blood bank reports and their CSV/PDF exports
+    DONATE = "donor:self"  # a donor's own portal: eligibility, appointments, history, call-outs
 
 
 _CLINICIAN = frozenset(
@@ -61,6 +67,7 @@ _CLINICIAN = frozenset(
     }
 )
 _STAFF_ARTICLES = frozenset({Perm.ARTICLE_READ, Perm.ARTICLE_WRITE})
+_BLOOD_ORDERING = frozenset({Perm.BLOOD_ORDER, Perm.BLOOD_NETWORK})
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "admin": frozenset(
         {
@@ -70,11 +77,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
             Perm.DIRECTORY_READ,
             Perm.SCHEDULE_MANAGE,
             Perm.BACKUP_MANAGE,
+            Perm.BLOOD_NETWORK,
+            Perm.BLOOD_POLICY,
+            Perm.BLOOD_REPORTS,
         }
     )
     | _STAFF_ARTICLES,
-    "doctor": _CLINICIAN | _STAFF_ARTICLES | {Perm.PRESCRIBE},
-    "nurse": _CLINICIAN | _STAFF_ARTICLES,
+    "doctor": _CLINICIAN | _STAFF_ARTICLES | _BLOOD_ORDERING | {Perm.PRESCRIBE},
+    "nurse": _CLINICIAN | _STAFF_ARTICLES | _BLOOD_ORDERING,
     "patient": frozenset(
         {
             Perm.PATIENT_READ,
@@ -86,8 +96,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
             Perm.ACTIVITY_LOG,
         }
     ),
-    "donor": frozenset({Perm.OWN_PROFILE, Perm.DIRECTORY_READ, Perm.ARTICLE_READ}),
-    "bloodbank_staff": frozenset({Perm.ORG_READ, Perm.DIRECTORY_READ}),
+    "donor": frozenset({Perm.OWN_PROFILE, Perm.DIRECTORY_READ, Perm.ARTICLE_READ, Perm.DONATE}),
+    "bloodbank_staff": frozenset(
+        {Perm.ORG_READ, Perm.DIRECTORY_READ, Perm.BLOOD_STOCK, Perm.BLOOD_NETWORK, Perm.BLOOD_REPORTS}
+    ),
     "pharmacist": frozenset({Perm.ORG_READ, Perm.DIRECTORY_READ, Perm.DISPENSE}) | _STAFF_ARTICLES,
     "system": frozenset(Perm),
 }

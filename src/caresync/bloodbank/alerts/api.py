@@ -1,0 +1,7 @@
+"""Placeholder: the alerts API router (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/bloodbank", tags=["blood bank"])

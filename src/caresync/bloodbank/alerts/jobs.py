@@ -1,0 +1,1 @@
+"""Placeholder: the alerts periodic jobs (being built)."""

@@ -1,0 +1,2 @@
+"""Donors: registration, eligibility and deferrals, availability, donation appointments and recording a
+donation, and the donor portal."""

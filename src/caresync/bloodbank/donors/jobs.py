@@ -1,0 +1,1 @@
+"""Placeholder: the donors periodic jobs (being built)."""

@@ -1,0 +1,1 @@
+"""Placeholder: the inventory periodic jobs (being built)."""

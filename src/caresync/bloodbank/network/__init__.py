@@ -1,0 +1,2 @@
+"""The hospital network: offering unmet requests to other hospitals, transfers between them, and the
+network's availability by group and component."""

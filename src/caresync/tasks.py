@@ -15,6 +15,7 @@ JOB_MODULES = (
     "caresync.bloodbank.inventory.jobs",
     "caresync.bloodbank.donors.jobs",
     "caresync.bloodbank.alerts.jobs",
+    "caresync.bloodbank.network.jobs",
 )
 
 

@@ -1,0 +1,1 @@
+"""Placeholder: the network periodic jobs (being built)."""

@@ -86,6 +86,7 @@ class Donor(IdMixin, TimestampMixin, Base):
         CheckConstraint(sql_in("sex", DONOR_SEXES), name="sex"),
         CheckConstraint(f"blood_group IS NULL OR {sql_in('blood_group', BLOOD_GROUPS)}", name="blood_group"),
         CheckConstraint("weight_kg IS NULL OR weight_kg BETWEEN 20 AND 400", name="weight_range"),
+        CheckConstraint("height_cm IS NULL OR height_cm BETWEEN 50 AND 250", name="height_range"),
     )
 
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), unique=True)
@@ -97,6 +98,7 @@ class Donor(IdMixin, TimestampMixin, Base):
     sex: Mapped[str] = mapped_column(String(1))
     blood_group: Mapped[str | None] = mapped_column(String(3), index=True)  # None until typed
     weight_kg: Mapped[float | None] = mapped_column(Float)
+    height_cm: Mapped[float | None] = mapped_column(Float)  # for the double red cell minimums
     phone: Mapped[str] = mapped_column(String(40), default="")
     email: Mapped[str] = mapped_column(String(254), default="")
     city: Mapped[str] = mapped_column(String(100), default="")

@@ -113,6 +113,7 @@ def upgrade() -> None:
         sa.Column("sex", sa.String(length=1), nullable=False),
         sa.Column("blood_group", sa.String(length=3), nullable=True),
         sa.Column("weight_kg", sa.Float(), nullable=True),
+        sa.Column("height_cm", sa.Float(), nullable=True),
         sa.Column("phone", sa.String(length=40), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("city", sa.String(length=100), nullable=False),
@@ -132,6 +133,9 @@ def upgrade() -> None:
         sa.CheckConstraint("sex IN ('F', 'M')", name=op.f("ck_donors_sex")),
         sa.CheckConstraint(
             "weight_kg IS NULL OR weight_kg BETWEEN 20 AND 400", name=op.f("ck_donors_weight_range")
+        ),
+        sa.CheckConstraint(
+            "height_cm IS NULL OR height_cm BETWEEN 50 AND 250", name=op.f("ck_donors_height_range")
         ),
         sa.ForeignKeyConstraint(
             ["organisation_id"], ["organisations.id"], name=op.f("fk_donors_organisation_id_organisations")

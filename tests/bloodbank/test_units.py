@@ -64,9 +64,10 @@ def test_a_stale_unit_loses_and_nothing_changes(cast: Cast) -> None:
         s.expunge(seen)
     with transaction(session_factory()) as s:
         units.move(s, ACTOR, s.get_one(BloodUnit, unit.id), UnitStatus.RESERVED, request_id=first.id)
-    with transaction(session_factory()) as s, pytest.raises(Conflict, match="changed by someone else"):
+    with transaction(session_factory()) as s:
         s.add(seen)  # the copy still says "available"
-        units.move(s, ACTOR, seen, UnitStatus.RESERVED, request_id=second.id)
+        with pytest.raises(Conflict, match="changed by someone else"):
+            units.move(s, ACTOR, seen, UnitStatus.RESERVED, request_id=second.id)
     with transaction(session_factory()) as s:
         assert s.get_one(BloodUnit, unit.id).request_id == first.id
     assert _events(unit.id) == [(None, "available"), ("available", "reserved")]

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from caresync.bloodbank import demo as bloodbank_demo
 from caresync.core import audit, crypto, localtime
 from caresync.core.auth import Principal, system_principal
 from caresync.db import session_factory, transaction, utcnow
@@ -269,6 +270,9 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
     for patient in patients:
         if patient.user_id is not None:
             create_demo_streaks(session, patient, localtime.local_date(patient.timezone, now), rng)
+    # Last, so that the other demos' random draws stay the same. ``users`` are in creation order: the
+    # blood requests go to the first Riverside doctor, the demo doctor.
+    blood = bloodbank_demo.load(session, rng, now, organisations=orgs, donor_user=donor, staff=users)
     audit.record(
         session,
         system_principal("caresync demo"),
@@ -283,6 +287,8 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
             "prescriptions": medicines.prescriptions,
             "dispenses": medicines.dispenses,
             "articles": articles,
+            "blood_units": blood.units,
+            "donors": blood.donors,
         },
     )
     return DemoResult(organisations=len(orgs), users=len(users), patients=n_patients)

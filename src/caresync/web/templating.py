@@ -88,6 +88,13 @@ NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
 )
 
 
+def active_navigation(nav: list[tuple[str, str, str]], path: str) -> str | None:
+    """The menu entry a path belongs to: the longest entry that is the path or a parent of it (so
+    ``/donor/callouts`` lights "Calls for donors", not "My donations" as well)."""
+    matches = [href for _, href, _ in nav if path == href or (href != "/" and path.startswith(href + "/"))]
+    return max(matches, key=len, default=None)
+
+
 def _iso(value: datetime | date | None) -> str:
     return value.isoformat() if value else ""
 
@@ -133,6 +140,7 @@ def render(
         "unread": unread,
         "messages_unread": None,  # unknown unless the page counts it; the browser then fetches it
         "path": request.url.path,
+        "active_nav": active_navigation(nav, request.url.path),
     }
     ctx.update(context or {})
     return TEMPLATES.TemplateResponse(request, template, ctx, status_code=status_code)

@@ -231,6 +231,8 @@ class BloodUnit(IdMixin, TimestampMixin, Base):
             name="request_only_when_held",
         ),
         Index("ix_blood_units_stock", "organisation_id", "status", "component", "blood_group", "expires_at"),
+        # The network's availability: every organisation's available units, grouped, in one index scan.
+        Index("ix_blood_units_available", "status", "organisation_id", "blood_group", "component", "expires_at"),
     )
 
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))  # who holds it now
@@ -332,6 +334,11 @@ class BloodTransfer(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint(sql_in("status", TRANSFER_STATUSES), name="status"),
         CheckConstraint("from_organisation_id != to_organisation_id", name="between_two_organisations"),
+        CheckConstraint(
+            f"blood_group IS NULL OR {sql_in('blood_group', BLOOD_GROUPS)}", name="wanted_blood_group"
+        ),
+        CheckConstraint(f"component IS NULL OR {sql_in('component', COMPONENTS)}", name="wanted_component"),
+        CheckConstraint("units_wanted IS NULL OR units_wanted BETWEEN 1 AND 100", name="units_wanted_range"),
     )
 
     from_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
@@ -339,6 +346,10 @@ class BloodTransfer(IdMixin, TimestampMixin, Base):
     request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("blood_requests.id"))
     offer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("blood_request_offers.id"), unique=True)
     status: Mapped[str] = mapped_column(String(10), default="requested")
+    # What a stock request asks for (None when units were chosen and sent, or for an accepted offer).
+    blood_group: Mapped[str | None] = mapped_column(String(3))
+    component: Mapped[str | None] = mapped_column(String(12))
+    units_wanted: Mapped[int | None] = mapped_column(Integer)
     requested_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dispatched_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))

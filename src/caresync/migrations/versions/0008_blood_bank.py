@@ -132,10 +132,10 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("sex IN ('F', 'M')", name=op.f("ck_donors_sex")),
         sa.CheckConstraint(
-            "weight_kg IS NULL OR weight_kg BETWEEN 20 AND 400", name=op.f("ck_donors_weight_range")
+            "height_cm IS NULL OR height_cm BETWEEN 50 AND 250", name=op.f("ck_donors_height_range")
         ),
         sa.CheckConstraint(
-            "height_cm IS NULL OR height_cm BETWEEN 50 AND 250", name=op.f("ck_donors_height_range")
+            "weight_kg IS NULL OR weight_kg BETWEEN 20 AND 400", name=op.f("ck_donors_weight_range")
         ),
         sa.ForeignKeyConstraint(
             ["organisation_id"], ["organisations.id"], name=op.f("fk_donors_organisation_id_organisations")
@@ -328,6 +328,9 @@ def upgrade() -> None:
         sa.Column("request_id", sa.Uuid(), nullable=True),
         sa.Column("offer_id", sa.Uuid(), nullable=True),
         sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("blood_group", sa.String(length=3), nullable=True),
+        sa.Column("component", sa.String(length=12), nullable=True),
+        sa.Column("units_wanted", sa.Integer(), nullable=True),
         sa.Column("requested_by", sa.Uuid(), nullable=True),
         sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("dispatched_by", sa.Uuid(), nullable=True),
@@ -339,12 +342,24 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
+            "blood_group IS NULL OR blood_group IN ('O-', 'O+', 'A-', 'A+', 'B-', 'B+', 'AB-', 'AB+')",
+            name=op.f("ck_blood_transfers_wanted_blood_group"),
+        ),
+        sa.CheckConstraint(
+            "component IS NULL OR component IN ('whole_blood', 'red_cells', 'platelets', 'plasma', 'cryo')",
+            name=op.f("ck_blood_transfers_wanted_component"),
+        ),
+        sa.CheckConstraint(
             "status IN ('requested', 'dispatched', 'received', 'cancelled')",
             name=op.f("ck_blood_transfers_status"),
         ),
         sa.CheckConstraint(
             "from_organisation_id != to_organisation_id",
             name=op.f("ck_blood_transfers_between_two_organisations"),
+        ),
+        sa.CheckConstraint(
+            "units_wanted IS NULL OR units_wanted BETWEEN 1 AND 100",
+            name=op.f("ck_blood_transfers_units_wanted_range"),
         ),
         sa.ForeignKeyConstraint(
             ["dispatched_by"], ["users.id"], name=op.f("fk_blood_transfers_dispatched_by_users")
@@ -590,6 +605,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("din", "product_code", name="din_product"),
     )
     with op.batch_alter_table("blood_units", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_blood_units_available",
+            ["status", "organisation_id", "blood_group", "component", "expires_at"],
+            unique=False,
+        )
         batch_op.create_index(batch_op.f("ix_blood_units_donation_id"), ["donation_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_blood_units_request_id"), ["request_id"], unique=False)
         batch_op.create_index(
@@ -664,6 +684,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_blood_units_stock")
         batch_op.drop_index(batch_op.f("ix_blood_units_request_id"))
         batch_op.drop_index(batch_op.f("ix_blood_units_donation_id"))
+        batch_op.drop_index("ix_blood_units_available")
 
     op.drop_table("blood_units")
     with op.batch_alter_table("donor_callout_contacts", schema=None) as batch_op:

@@ -187,6 +187,19 @@ def test_temporary_deferral_ends_on_its_end_date() -> None:
     assert _status(donor, ends).eligible
 
 
+@pytest.mark.parametrize(
+    ("height_cm", "eligible"),
+    [(150.0, False), (155.0, True), (None, True)],
+    ids=["short", "at-minimum", "unknown"],
+)
+def test_double_red_cells_check_a_mans_recorded_height(height_cm: float | None, eligible: bool) -> None:
+    """The donor's height reaches the rules: 155 cm is the minimum for men (unknown is not judged)."""
+    donor = make_donor(sex="M", weight_kg=80.0, height_cm=height_cm)
+    verdict = _status(donor, TODAY, "double_red_cells")
+    assert verdict.eligible is eligible
+    assert any("Height" in reason for reason in verdict.reasons) is not eligible
+
+
 def test_permanent_deferral_never_ends() -> None:
     donor = make_donor()
     _defer(donor, "permanent")

@@ -232,7 +232,9 @@ class BloodUnit(IdMixin, TimestampMixin, Base):
         ),
         Index("ix_blood_units_stock", "organisation_id", "status", "component", "blood_group", "expires_at"),
         # The network's availability: every organisation's available units, grouped, in one index scan.
-        Index("ix_blood_units_available", "status", "organisation_id", "blood_group", "component", "expires_at"),
+        Index(
+            "ix_blood_units_available", "status", "organisation_id", "blood_group", "component", "expires_at"
+        ),
     )
 
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))  # who holds it now

@@ -202,6 +202,15 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
+def distance_km_if_known(
+    lat1: float | None, lon1: float | None, lat2: float | None, lon2: float | None
+) -> float | None:
+    """:func:`distance_km`, or None when either position is unknown."""
+    if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
+        return None
+    return distance_km(lat1, lon1, lat2, lon2)
+
+
 # --- clinic queue and triage -------------------------------------------------------------------------------
 
 

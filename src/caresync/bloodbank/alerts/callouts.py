@@ -17,7 +17,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from caresync.bloodbank.alerts.service import component_label, get_alert, staff_ids, staff_organisation
+from caresync.bloodbank.access import staff_organisation
+from caresync.bloodbank.alerts.service import component_label, get_alert, staff_ids
 from caresync.bloodbank.donors import appointments
 from caresync.bloodbank.donors import service as donors
 from caresync.bloodbank.models import (
@@ -43,7 +44,7 @@ from caresync.core.notify import notify, queue_email
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, require
 from caresync.identity.models import Organisation
-from caresync.scheduling.rules import distance_km
+from caresync.scheduling.rules import distance_km_if_known
 
 WAVE_INTERVAL = timedelta(minutes=30)  # the job sends the next wave once the last one is this old
 DONOR_PAGE = "/donor/callouts"
@@ -303,12 +304,10 @@ def nearest_first(
     """Donors with their distance to the place, nearest first; without coordinates (either side) last,
     ties by donor number."""
 
-    def distance(donor: Donor) -> float | None:
-        if None in (latitude, longitude, donor.latitude, donor.longitude):
-            return None
-        return distance_km(latitude, longitude, donor.latitude, donor.longitude)  # type: ignore[arg-type]
-
-    measured = [(donor, distance(donor)) for donor in donors]
+    measured = [
+        (donor, distance_km_if_known(latitude, longitude, donor.latitude, donor.longitude))
+        for donor in donors
+    ]
     return sorted(measured, key=lambda d: (d[1] is None, d[1] or 0.0, d[0].donor_number))
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from caresync.bloodbank.access import staff_organisation
 from caresync.bloodbank.inventory.service import stock_dashboard
 from caresync.bloodbank.models import BloodAlert, BloodBankPolicy, BloodRequest, BloodUnit
 from caresync.bloodbank.policy.service import get_policy
@@ -35,7 +36,6 @@ from caresync.core.auth import Principal, system_principal
 from caresync.core.errors import ValidationFailed
 from caresync.core.notify import notify, queue_email
 from caresync.core.pagination import Page, paginate
-from caresync.core.rbac import Perm, require
 from caresync.identity.models import User
 
 UNMET_WINDOW = timedelta(hours=2)  # an urgent request short of units this close to its needed-by time
@@ -69,14 +69,6 @@ class ScanResult:
 def component_label(component: str) -> str:
     """``"red_cells"`` -> ``"red cells"`` (for messages people read)."""
     return component.replace("_", " ")
-
-
-def staff_organisation(session: Session, principal: Principal, action: str) -> uuid.UUID:
-    """The organisation a blood bank staff member acts for (403, audited, for anyone else)."""
-    require(session, principal, Perm.BLOOD_STOCK, action)
-    if principal.organisation_id is None:  # staff always belong to one; a guard, not a path
-        raise ValidationFailed("Your account belongs to no organisation.")
-    return principal.organisation_id
 
 
 # --- what is true now ---------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -31,6 +30,7 @@ from caresync.bloodbank.donors.schemas import (
     DonorUpdate,
     SelfDonorIn,
 )
+from caresync.bloodbank.paging import page_links
 from caresync.bloodbank.rules import BLOOD_GROUPS, DONATION_TYPES
 from caresync.core.auth import Principal
 from caresync.core.errors import DomainError, ValidationFailed
@@ -135,11 +135,8 @@ def donor_list(
         cursor=cursor or None,
     )
     query = {k: v for k, v in filters.items() if v}
-    next_url = (
-        f"/bloodbank/donors?{urlencode({**query, 'cursor': page.next_cursor})}" if page.next_cursor else ""
-    )
-    first_url = f"/bloodbank/donors?{urlencode(query)}" if cursor else ""
-    context = {"page": page, "filters": filters, "next_url": next_url, "first_url": first_url, **_common()}
+    links = page_links("/bloodbank/donors", query, page.next_cursor, cursor)
+    context = {"page": page, "filters": filters, **links, **_common()}
     return render_page(request, db, principal, f"{DIR}/list.html", context)
 
 
@@ -290,11 +287,11 @@ def staff_availability(
 def staff_profile(
     request: Request, db: Db, principal: PageUser, donor_id: uuid.UUID, values: FormValues
 ) -> Response:
-    """Staff: change the donor's contact details, weight or typed blood group."""
+    """Staff: change the donor's contact details, weight, height or typed blood group."""
     fields = {
         k: v
         for k, v in values.items()
-        if k in ("phone", "email", "city", "weight_kg", "blood_group") and v.strip()
+        if k in ("phone", "email", "city", "weight_kg", "height_cm", "blood_group") and v.strip()
     }
     return _on_donor_page(
         request,
@@ -493,9 +490,11 @@ def _on_portal(
 
 @router.post("/donor/profile")
 def save_profile(request: Request, db: Db, principal: PageUser, values: FormValues) -> Response:
-    """Donors: complete their profile, or change their contact details and weight."""
+    """Donors: complete their profile, or change their contact details, weight and height."""
     if principal.user_id is not None and service.donor_for_user(db, principal.user_id) is not None:
-        fields = {k: v for k, v in values.items() if k in ("phone", "email", "city", "weight_kg")}
+        fields = {
+            k: v for k, v in values.items() if k in ("phone", "email", "city", "weight_kg", "height_cm")
+        }
         return _on_portal(
             request,
             db,

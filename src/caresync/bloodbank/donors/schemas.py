@@ -75,6 +75,7 @@ class SelfDonorIn(ContactIn):
     birth_date: date
     sex: Literal["F", "M"]
     weight_kg: float | None = Field(default=None, ge=20, le=400)
+    height_cm: float | None = Field(default=None, ge=50, le=250)  # for double red cells
     parental_consent: bool = False
 
     @field_validator("birth_date")
@@ -92,13 +93,14 @@ class DonorIn(SelfDonorIn):
 
 
 class DonorUpdate(_Strict):
-    """Changes to a donor (only the fields sent). Donors change their contact, weight and availability;
-    staff also the name and the typed blood group."""
+    """Changes to a donor (only the fields sent). Donors change their contact, weight, height and
+    availability; staff also the name and the typed blood group."""
 
     given_name: str | None = Field(default=None, min_length=1, max_length=100)
     family_name: str | None = Field(default=None, min_length=1, max_length=100)
     blood_group: BloodGroup | None = None
     weight_kg: float | None = Field(default=None, ge=20, le=400)
+    height_cm: float | None = Field(default=None, ge=50, le=250)  # for double red cells
     phone: str | None = Field(default=None, max_length=40)
     email: str | None = Field(default=None, max_length=254)
     city: str | None = Field(default=None, max_length=100)
@@ -136,6 +138,7 @@ class DonorOut(BaseModel):
     sex: str
     blood_group: str | None
     weight_kg: float | None
+    height_cm: float | None
     phone: str
     email: str
     city: str

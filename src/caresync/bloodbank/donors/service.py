@@ -48,7 +48,17 @@ from caresync.identity.rules import OrganisationKind
 DEFAULT_PROFILE = "US"
 DONATION_SITE_KINDS = (OrganisationKind.BLOOD_BANK.value, OrganisationKind.HOSPITAL.value)
 SELF_EDITABLE = frozenset(
-    {"weight_kg", "phone", "email", "city", "latitude", "longitude", "available", "unavailable_until"}
+    {
+        "weight_kg",
+        "height_cm",
+        "phone",
+        "email",
+        "city",
+        "latitude",
+        "longitude",
+        "available",
+        "unavailable_until",
+    }
 )
 NOT_CLEARABLE = frozenset({"given_name", "family_name", "blood_group", "available", "parental_consent"})
 TEXT_FIELDS = frozenset({"phone", "email", "city"})
@@ -226,10 +236,10 @@ def active_deferrals(session: Session, donor_id: uuid.UUID, on_date: date) -> li
 
 
 def donor_mapping(session: Session, donor: Donor, screening: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The donor as the rules read it. Weight is the profile's (updated by each screening); haemoglobin the
-    last *completed* donation's (a failed screening is represented by the deferral it made, so an old low
-    value cannot block the donor after that deferral ends); ``screening`` overrides both with today's
-    measurements (and adds temperature, blood pressure and pulse)."""
+    """The donor as the rules read it. Weight (updated by each screening) and height are the profile's;
+    haemoglobin the last *completed* donation's (a failed screening is represented by the deferral it made,
+    so an old low value cannot block the donor after that deferral ends); ``screening`` overrides weight
+    and haemoglobin with today's measurements (and adds temperature, blood pressure and pulse)."""
     donations = session.execute(
         select(Donation.collected_at, Donation.donation_type, Donation.hemoglobin_g_dl)
         .where(Donation.donor_id == donor.id, Donation.outcome == "completed")
@@ -240,6 +250,7 @@ def donor_mapping(session: Session, donor: Donor, screening: dict[str, Any] | No
         "birth_date": donor.birth_date,
         "sex": donor.sex,
         "weight_kg": donor.weight_kg,
+        "height_cm": donor.height_cm,
         "hemoglobin_g_dl": latest_hb,
         "parental_consent": donor.parental_consent,
         "donations": [(local_day(row.collected_at), row.donation_type) for row in donations],
@@ -455,35 +466,23 @@ def donor_detail(session: Session, principal: Principal, donor_id: uuid.UUID | N
 
 def _detail(session: Session, donor: Donor) -> DonorDetail:
     today = local_day(utcnow())
-    deferrals = (
-        session.execute(
-            select(DonorDeferral)
-            .where(DonorDeferral.donor_id == donor.id)
-            .order_by(DonorDeferral.created_at.desc(), DonorDeferral.id)
-        )
-        .scalars()
-        .all()
-    )
-    donations = (
-        session.execute(
-            select(Donation)
-            .where(Donation.donor_id == donor.id)
-            .order_by(Donation.collected_at.desc(), Donation.id)
-            .limit(HISTORY_LIMIT)
-        )
-        .scalars()
-        .all()
-    )
-    appointments = (
-        session.execute(
-            select(DonationAppointment)
-            .where(DonationAppointment.donor_id == donor.id)
-            .order_by(DonationAppointment.starts_at.desc(), DonationAppointment.id)
-            .limit(HISTORY_LIMIT)
-        )
-        .scalars()
-        .all()
-    )
+    deferrals = session.scalars(
+        select(DonorDeferral)
+        .where(DonorDeferral.donor_id == donor.id)
+        .order_by(DonorDeferral.created_at.desc(), DonorDeferral.id)
+    ).all()
+    donations = session.scalars(
+        select(Donation)
+        .where(Donation.donor_id == donor.id)
+        .order_by(Donation.collected_at.desc(), Donation.id)
+        .limit(HISTORY_LIMIT)
+    ).all()
+    appointments = session.scalars(
+        select(DonationAppointment)
+        .where(DonationAppointment.donor_id == donor.id)
+        .order_by(DonationAppointment.starts_at.desc(), DonationAppointment.id)
+        .limit(HISTORY_LIMIT)
+    ).all()
     units = session.execute(
         select(BloodUnit.donation_id, func.count())
         .where(BloodUnit.donation_id.in_([d.id for d in donations]))

@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from caresync.bloodbank.access import staff_organisation
 from caresync.bloodbank.inventory import service
+from caresync.bloodbank.paging import page_links
 from caresync.bloodbank.policy import service as policies
 from caresync.bloodbank.rules import BLOOD_GROUPS, COMPONENTS, UNIT_STATUSES, UNIT_TRANSITIONS, UnitStatus
 from caresync.core import localtime
@@ -155,8 +156,7 @@ def units_page(
         "components": [(c, COMPONENT_LABELS[c]) for c in COMPONENTS],
         "labels": COMPONENT_LABELS,
         "sorts": list(SORT_LABELS.items()),
-        "next_url": f"?{urlencode({**query, 'cursor': page.next_cursor})}" if page.next_cursor else "",
-        "first_url": f"?{urlencode(query)}" if cursor else "",
+        **page_links("", query, page.next_cursor, cursor),
         "now": utcnow(),
         "printed": service.printed_din,
     }
@@ -187,7 +187,7 @@ def _receive_form(
 @router.get("/bloodbank/units/new", response_class=HTMLResponse)
 def receive_form(request: Request, principal: PageUser, db: Db) -> HTMLResponse:
     """The form to receive a unit from outside (a supplier or another blood service)."""
-    service.staff_organisation(db, principal, service.RECEIVE)
+    staff_organisation(db, principal, service.RECEIVE)
     values = {"component": "red_cells", "time_zone": "UTC"}
     return _receive_form(request, db, principal, values, {})
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from caresync.bloodbank import rules, units
+from caresync.bloodbank.access import staff_organisation
 from caresync.bloodbank.donors import din as din_rules
 from caresync.bloodbank.models import BloodUnit, Donation, UnitEvent
 from caresync.bloodbank.policy import service as policies
@@ -28,7 +29,6 @@ from caresync.core import audit
 from caresync.core.auth import Principal, system_principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.pagination import DEFAULT_LIMIT, Page, paginate, parse_sort
-from caresync.core.rbac import Perm, require
 from caresync.db import utcnow
 from caresync.identity.models import Organisation, User
 
@@ -101,15 +101,6 @@ def _expiry(component: str, details: dict[str, object], collected_at: datetime) 
 
 
 # --- receiving ----------------------------------------------------------------------------------------------
-
-
-def staff_organisation(session: Session, principal: Principal, action: str) -> uuid.UUID:
-    """The organisation a blood bank staff member acts for (403, audited, for anyone else; 404 for staff
-    without an organisation)."""
-    require(session, principal, Perm.BLOOD_STOCK, action)
-    if principal.organisation_id is None:
-        raise NotFound("You do not belong to a blood bank.")
-    return principal.organisation_id
 
 
 def _audit(session: Session, principal: Principal, action: str, unit: BloodUnit, **detail: object) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from caresync.bloodbank.access import staff_organisation
 from caresync.bloodbank.inventory.service import available_counts
 from caresync.bloodbank.models import BloodRequest, BloodTransfer, RequestOffer
 from caresync.bloodbank.network import transfers
@@ -30,17 +31,16 @@ from caresync.bloodbank.network.service import (
     distance_between,
     donor_groups_for,
     network_organisations,
+    newest_first,
     notify_blood_bank,
     organisation_names,
-    staff_organisation,
 )
 from caresync.bloodbank.requests.service import shortfall
 from caresync.bloodbank.rules import OFFER_STATUSES, Urgency
 from caresync.core import audit
 from caresync.core.auth import Principal, system_principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
-from caresync.core.pagination import Page, paginate
-from caresync.core.rbac import Perm
+from caresync.core.pagination import Page
 from caresync.db import utcnow
 from caresync.identity.models import Organisation
 
@@ -146,7 +146,7 @@ def offer_to_network(session: Session, principal: Principal, request_id: uuid.UU
     the organisation's own stock can meet it, or when nobody else holds compatible units. Offering again
     later (after every organisation declined, or a transfer was cancelled) ranks the candidates afresh,
     leaving out those that already accepted."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.offer.create")
+    own = staff_organisation(session, principal, "bloodbank.offer.create")
     request = session.get(BloodRequest, request_id)
     if request is None or request.organisation_id != own:
         audit.record_and_commit(
@@ -209,7 +209,7 @@ def accept_offer(
 ) -> transfers.TransferView:
     """The supplier accepts a live offer: the chosen units (or first-expiry-first-out units of the best
     compatible groups, as many as still needed) are reserved for a new transfer to the requester."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.offer.accept")
+    own = staff_organisation(session, principal, "bloodbank.offer.accept")
     offer, request = _live_offer_for(session, principal, offer_id, own, "bloodbank.offer.accept")
     now = utcnow()
     _respond(session, offer, principal.user_id, "accepted", note, now)
@@ -253,7 +253,7 @@ def accept_offer(
 
 def decline_offer(session: Session, principal: Principal, offer_id: uuid.UUID, *, note: str) -> OfferView:
     """The supplier declines a live offer, saying why; the next organisation is offered it."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.offer.decline")
+    own = staff_organisation(session, principal, "bloodbank.offer.decline")
     offer, request = _live_offer_for(session, principal, offer_id, own, "bloodbank.offer.decline")
     if not note.strip():
         raise ValidationFailed("Say why you decline (the requester sees it).", extra={"field": "note"})
@@ -324,9 +324,7 @@ def list_offers(
 ) -> Page[OfferView]:
     """Offers made to the caller's organisation (``incoming``: live ones and those it answered; never the
     queued ones) or made by it (``outgoing``: every rank and its state), newest first."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.offer.list")
-    if status is not None and status not in OFFER_STATUSES:
-        raise ValidationFailed(f"Unknown offer status {status!r}.", extra={"field": "status"})
+    own = staff_organisation(session, principal, "bloodbank.offer.list")
     if direction == "incoming":
         query = select(RequestOffer).where(RequestOffer.organisation_id == own, ~_queued())
     else:
@@ -335,16 +333,8 @@ def list_offers(
             .join(BloodRequest, BloodRequest.id == RequestOffer.request_id)
             .where(BloodRequest.organisation_id == own)
         )
-    if status is not None:
-        query = query.where(RequestOffer.status == status)
-    page = paginate(
-        session,
-        query,
-        sort_column=RequestOffer.created_at,
-        id_column=RequestOffer.id,
-        descending=True,
-        limit=limit,
-        cursor=cursor,
+    page = newest_first(
+        session, query, RequestOffer, status=status, statuses=OFFER_STATUSES, limit=limit, cursor=cursor
     )
     return Page(items=offer_views(session, page.items, own), next_cursor=page.next_cursor)
 

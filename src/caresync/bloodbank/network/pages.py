@@ -19,12 +19,12 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from caresync.bloodbank.access import staff_organisation
 from caresync.bloodbank.network import offers, service, transfers
 from caresync.bloodbank.network.schemas import TransferIn
 from caresync.bloodbank.rules import BLOOD_GROUPS, COMPONENTS
 from caresync.core.auth import Principal
 from caresync.core.errors import DomainError
-from caresync.core.rbac import Perm
 from caresync.web.deps import Db, FormValues
 from caresync.web.pagekit import (
     PageUser,
@@ -255,7 +255,7 @@ def decline_offer(
 @router.post("/bloodbank/transfers")
 def create_transfer(request: Request, db: Db, principal: PageUser, values: FormValues) -> Response:
     """Ask another organisation for stock, or send it units (first-expiry-first-out)."""
-    own = service.staff_organisation(db, principal, Perm.BLOOD_STOCK, "bloodbank.transfer.create")
+    own = staff_organisation(db, principal, "bloodbank.transfer.create")
     other = values.get("organisation_id", "")
     sending = values.get("direction") == "send"
     fields = clean_form(values, TransferIn) | {

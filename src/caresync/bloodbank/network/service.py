@@ -11,20 +11,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from caresync.bloodbank import rules
+from caresync.bloodbank.access import staff_organisation
 from caresync.bloodbank.inventory.service import available_counts
-from caresync.bloodbank.models import BloodRequest
-from caresync.core import audit, notify
+from caresync.bloodbank.models import BloodRequest, BloodTransfer, RequestOffer
+from caresync.core import notify
 from caresync.core.auth import Principal
-from caresync.core.errors import Forbidden, ValidationFailed
-from caresync.core.rbac import Perm, require
+from caresync.core.errors import ValidationFailed
+from caresync.core.pagination import Page, paginate
+from caresync.core.rbac import Perm
 from caresync.identity.models import Organisation, User
 from caresync.identity.rules import OrganisationKind
-from caresync.scheduling.rules import distance_km
+from caresync.scheduling.rules import distance_km_if_known
 
 # The organisations that hold blood and take part in the network.
 NETWORK_KINDS = (OrganisationKind.HOSPITAL.value, OrganisationKind.BLOOD_BANK.value)
@@ -50,23 +53,40 @@ class Site:
         return sum(self.stock.values())
 
 
-def staff_organisation(session: Session, principal: Principal, perm: Perm, action: str) -> uuid.UUID:
-    """The organisation the staff member acts for, after checking ``perm`` (403, audited, otherwise)."""
-    require(session, principal, perm, action)
-    if principal.organisation_id is None:
-        audit.record_and_commit(session, principal, action, outcome="denied")
-        raise Forbidden("Only staff of an organisation can do this.")
-    return principal.organisation_id
-
-
 def distance_between(origin: Organisation | None, other: Organisation) -> float | None:
     """Great-circle distance in km (rounded to 0.1), or None when a position is unknown."""
     if origin is None:
         return None
-    lat1, lon1, lat2, lon2 = origin.latitude, origin.longitude, other.latitude, other.longitude
-    if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
-        return None
-    return round(distance_km(lat1, lon1, lat2, lon2), 1)
+    km = distance_km_if_known(origin.latitude, origin.longitude, other.latitude, other.longitude)
+    return None if km is None else round(km, 1)
+
+
+def newest_first(
+    session: Session,
+    query: Select[Any],
+    model: type[RequestOffer] | type[BloodTransfer],
+    *,
+    status: str | None,
+    statuses: tuple[str, ...],
+    limit: int,
+    cursor: str | None,
+) -> Page[Any]:
+    """One page of ``query``'s offers or transfers, newest first, optionally only those in ``status``
+    (422 for a status not in ``statuses``)."""
+    if status is not None:
+        if status not in statuses:
+            noun = "offer" if model is RequestOffer else "transfer"
+            raise ValidationFailed(f"Unknown {noun} status {status!r}.", extra={"field": "status"})
+        query = query.where(model.status == status)
+    return paginate(
+        session,
+        query,
+        sort_column=model.created_at,
+        id_column=model.id,
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def network_organisations(session: Session) -> list[Organisation]:
@@ -118,7 +138,7 @@ def network_stock(
     """Every hospital and blood bank with its available, unexpired units by group x component (optionally
     one group and/or component), nearest to the caller's organisation first (those without coordinates
     last, by name); ``now`` decides what has expired. Three queries whatever the size of the network."""
-    own = staff_organisation(session, principal, Perm.BLOOD_NETWORK, "bloodbank.network.read")
+    own = staff_organisation(session, principal, "bloodbank.network.read", Perm.BLOOD_NETWORK)
     if blood_group is not None and blood_group not in rules.BLOOD_GROUPS:
         raise ValidationFailed(f"Unknown blood group {blood_group!r}.", extra={"field": "blood_group"})
     if component is not None and component not in rules.COMPONENTS:

@@ -7,12 +7,11 @@ transit; courier, who and when) -> ``received`` (every unit moves to the receive
 ``cancelled`` before dispatch (reserved units go back on the supplier's shelf). Each step is audited and
 the other side's blood bank staff are told. Units change status only through :mod:`caresync.bloodbank.units`.
 
-A stock request names what it wants before any unit is chosen; the table has no columns for that yet, so
-the wish is kept at the start of the transfer's note as ``[2 x O- red_cells]`` (see :func:`wanted`)."""
+A stock request names what it wants before any unit is chosen (``blood_group``, ``component`` and
+``units_wanted`` of the transfer); its note is plain free text."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,19 +22,19 @@ from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from caresync.bloodbank import rules, units
+from caresync.bloodbank.access import staff_organisation
 from caresync.bloodbank.models import BloodRequest, BloodTransfer, BloodUnit, TransferUnit, UnitEvent
 from caresync.bloodbank.network.service import (
+    newest_first,
     notify_blood_bank,
     organisation_names,
-    staff_organisation,
 )
 from caresync.bloodbank.requests.service import ACTIVE, allocate, shortfall
 from caresync.bloodbank.rules import UnitStatus
 from caresync.core import audit
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
-from caresync.core.pagination import Page, paginate
-from caresync.core.rbac import Perm
+from caresync.core.pagination import Page
 from caresync.db import utcnow
 from caresync.identity.models import Organisation, User
 from caresync.identity.rules import OrganisationKind
@@ -43,7 +42,6 @@ from caresync.identity.rules import OrganisationKind
 Direction = Literal["incoming", "outgoing"]
 ACTIVE_STATUSES = ("requested", "dispatched")
 MAX_UNITS = 50
-_WANTED = re.compile(r"^\[(\d+) x ([ABO]{1,2}[+-]) (\w+)\] ?")
 
 
 @dataclass(frozen=True)
@@ -53,10 +51,6 @@ class Wanted:
     units: int
     blood_group: str
     component: str
-
-    def label(self) -> str:
-        """E.g. ``[2 x O- red_cells]``."""
-        return f"[{self.units} x {self.blood_group} {self.component}]"
 
 
 @dataclass
@@ -83,13 +77,16 @@ class TransferView:
 
     @property
     def wanted(self) -> Wanted | None:
-        """What a stock request asked for."""
-        return wanted(self.transfer)
+        """What a stock request asked for (None for units sent or offered)."""
+        transfer = self.transfer
+        if transfer.units_wanted is None or transfer.blood_group is None or transfer.component is None:
+            return None
+        return Wanted(transfer.units_wanted, transfer.blood_group, transfer.component)
 
     @property
     def note(self) -> str:
-        """The free-text note (without the stock request's wish)."""
-        return _WANTED.sub("", self.transfer.note, count=1)
+        """The free-text note."""
+        return self.transfer.note
 
     @property
     def request_id(self) -> uuid.UUID | None:
@@ -117,12 +114,6 @@ class TransferView:
             "receive": status == "dispatched" and not outgoing,
             "cancel": status == "requested",
         }.get(action, False)
-
-
-def wanted(transfer: BloodTransfer) -> Wanted | None:
-    """The stock request's wish kept at the start of the note, if any."""
-    found = _WANTED.match(transfer.note)
-    return Wanted(int(found[1]), found[2], found[3]) if found else None
 
 
 # --- choosing units ---------------------------------------------------------------------------------------
@@ -233,7 +224,7 @@ def create_transfer(
     supplier for ``units_wanted`` units of a group and component (the supplier chooses them when
     dispatching); when it supplies, it sends units now: the chosen ``unit_ids`` or first-expiry-first-out
     units of that exact group, which are reserved at once."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.transfer.create")
+    own = staff_organisation(session, principal, "bloodbank.transfer.create")
     if own not in (from_organisation_id, to_organisation_id):
         raise ValidationFailed(
             "Your organisation must be the supplier or the receiver.", extra={"field": "from_organisation_id"}
@@ -254,14 +245,15 @@ def create_transfer(
     sending = own == from_organisation_id
     if unit_ids and not sending:
         raise ValidationFailed("Only the supplier chooses the units.", extra={"field": "unit_ids"})
-    wish = Wanted(units_wanted, blood_group, component)
     transfer = BloodTransfer(
         from_organisation_id=from_organisation_id,
         to_organisation_id=to_organisation_id,
         status="requested",
         requested_by=principal.user_id,
-        note=note.strip() if sending else f"{wish.label()} {note.strip()}".strip(),
+        note=note.strip(),
     )
+    if not sending:  # the supplier chooses the units when dispatching
+        transfer.blood_group, transfer.component, transfer.units_wanted = blood_group, component, units_wanted
     session.add(transfer)
     session.flush()
     if sending:
@@ -292,7 +284,7 @@ def dispatch_transfer(
 ) -> TransferView:
     """The supplier hands the units to a courier. For a stock request without units yet, the ``unit_ids``
     chosen now (or first-expiry-first-out units of the group asked for) are reserved first."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.transfer.dispatch")
+    own = staff_organisation(session, principal, "bloodbank.transfer.dispatch")
     transfer = _transfer_for(session, principal, transfer_id, own, "bloodbank.transfer.dispatch")
     if transfer.from_organisation_id != own:
         raise Conflict("Only the supplier dispatches a transfer.")
@@ -328,7 +320,7 @@ def receive_transfer(session: Session, principal: Principal, transfer_id: uuid.U
     """The receiver takes the units in: each becomes the receiver's, ``available`` (``expired`` if it
     expired on the way). Units sent for one of the receiver's requests are then allocated to it, as many
     as it still needs, through the requests service."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.transfer.receive")
+    own = staff_organisation(session, principal, "bloodbank.transfer.receive")
     transfer = _transfer_for(session, principal, transfer_id, own, "bloodbank.transfer.receive")
     if transfer.to_organisation_id != own:
         raise Conflict("Only the receiving organisation confirms receipt.")
@@ -376,7 +368,7 @@ def cancel_transfer(
 ) -> TransferView:
     """Either side cancels a transfer before it is dispatched; its reserved units go back on the
     supplier's shelf as ``available``."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.transfer.cancel")
+    own = staff_organisation(session, principal, "bloodbank.transfer.cancel")
     transfer = _transfer_for(session, principal, transfer_id, own, "bloodbank.transfer.cancel")
     _claim(session, transfer, "requested", "cancelled")
     view = _view(session, transfer, own)
@@ -411,7 +403,7 @@ def cancel_transfer(
 
 def get_transfer(session: Session, principal: Principal, transfer_id: uuid.UUID) -> TransferView:
     """One transfer of the caller's organisation (either side) with its units and their history."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.transfer.read")
+    own = staff_organisation(session, principal, "bloodbank.transfer.read")
     transfer = _transfer_for(session, principal, transfer_id, own, "bloodbank.transfer.read")
     view = _view(session, transfer, own)
     view.events = list(
@@ -432,23 +424,19 @@ def list_transfers(
     cursor: str | None = None,
 ) -> Page[TransferView]:
     """The caller's organisation's transfers (in, out or both; optionally one status), newest first."""
-    own = staff_organisation(session, principal, Perm.BLOOD_STOCK, "bloodbank.transfer.list")
-    if status is not None and status not in rules.TRANSFER_STATUSES:
-        raise ValidationFailed(f"Unknown transfer status {status!r}.", extra={"field": "status"})
+    own = staff_organisation(session, principal, "bloodbank.transfer.list")
     sides = {
         "incoming": BloodTransfer.to_organisation_id == own,
         "outgoing": BloodTransfer.from_organisation_id == own,
         None: or_(BloodTransfer.to_organisation_id == own, BloodTransfer.from_organisation_id == own),
     }
     query = select(BloodTransfer).where(sides[direction])
-    if status is not None:
-        query = query.where(BloodTransfer.status == status)
-    page = paginate(
+    page = newest_first(
         session,
         query,
-        sort_column=BloodTransfer.created_at,
-        id_column=BloodTransfer.id,
-        descending=True,
+        BloodTransfer,
+        status=status,
+        statuses=rules.TRANSFER_STATUSES,
         limit=limit,
         cursor=cursor,
     )

@@ -17,13 +17,13 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from caresync.bloodbank.models import BloodRequest
+from caresync.bloodbank.paging import page_links
 from caresync.bloodbank.requests import service
 from caresync.bloodbank.rules import COMPONENTS, URGENCIES, Urgency
 from caresync.core.auth import Principal
@@ -94,8 +94,7 @@ def _list_context(db: Session, principal: Principal, status: str, cursor: str) -
         "rows": [(r, held.get(r.id, 0), due_label(r.needed_by, now)) for r in page.items],
         "status": status,
         "components": COMPONENT_LABELS,
-        "next_url": f"?{urlencode({**query, 'cursor': page.next_cursor})}" if page.next_cursor else "",
-        "first_url": f"?{urlencode(query)}" if cursor else "",
+        **page_links("", query, page.next_cursor, cursor),
     }
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from caresync.bloodbank import rules, units
+from caresync.bloodbank.access import staff_organisation
 from caresync.bloodbank.models import BloodRequest, BloodUnit, UnitEvent
 from caresync.bloodbank.network.service import notify_blood_bank
 from caresync.bloodbank.policy.service import get_policy
@@ -124,14 +125,6 @@ def _hidden(session: Session, principal: Principal, action: str, request_id: uui
     return NotFound("No such blood request.")
 
 
-def _staff_organisation(session: Session, principal: Principal, action: str) -> uuid.UUID:
-    require(session, principal, Perm.BLOOD_STOCK, action)
-    if principal.organisation_id is None:
-        audit.record_and_commit(session, principal, action, outcome="denied")
-        raise Forbidden("Only staff of a blood bank can do this.")
-    return principal.organisation_id
-
-
 def _fetch(session: Session, request_id: uuid.UUID, *, lock: bool) -> BloodRequest | None:
     query = select(BloodRequest).where(BloodRequest.id == request_id)
     if lock:  # serialise changes to one request (PostgreSQL row lock; SQLite transactions are exclusive)
@@ -144,7 +137,7 @@ def _for_staff(
 ) -> BloodRequest:
     """A request of the staff member's organisation (locked for a change unless ``lock`` is false): 403
     for other roles, 404 for another organisation's (both audited)."""
-    organisation_id = _staff_organisation(session, principal, action)
+    organisation_id = staff_organisation(session, principal, action)
     request = _fetch(session, request_id, lock=lock)
     if request is None or request.organisation_id != organisation_id:
         raise _hidden(session, principal, action, request_id)

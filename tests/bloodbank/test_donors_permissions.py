@@ -15,28 +15,23 @@ fails when a route of the two routers is missing from the tables.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from caresync.bloodbank.donors import api as donors_api
 from caresync.bloodbank.donors import pages as donors_pages
 from caresync.bloodbank.donors.appointments import local_day, slot_starts
 from caresync.bloodbank.models import DonationAppointment, Donor, DonorDeferral
-from caresync.core.audit import AuditEntry
 from caresync.db import session_factory, transaction, utcnow
 from tests.bloodbank.conftest import make_donor
-from tests.conftest import ROLES, Cast, login, web_login
+from tests.conftest import Cast
+from tests.permission_matrix import Case, Expect, assert_covered, check_api, check_pages, only, pages
 
-ANON = "anonymous"
-ALL = (*ROLES, ANON)
 DAY = local_day(utcnow()) + timedelta(days=6)
 SCREENING = {
     "weight_kg": 70,
@@ -48,24 +43,19 @@ SCREENING = {
 }
 
 
-def staff(code: int) -> dict[str, int]:
+def staff(code: int) -> Expect:
     """``code`` for blood bank staff, 403 for other roles, 401 anonymously."""
-    return {**dict.fromkeys(ROLES, 403), "bloodbank_staff": code, ANON: 401}
+    return only(code, "bloodbank_staff")
 
 
-def donors(code: int) -> dict[str, int]:
+def donors(code: int) -> Expect:
     """``code`` for donors, 403 for other roles, 401 anonymously."""
-    return {**dict.fromkeys(ROLES, 403), "donor": code, ANON: 401}
+    return only(code, "donor")
 
 
-def both(code: int) -> dict[str, int]:
+def both(code: int) -> Expect:
     """``code`` for blood bank staff and donors, 403 for other roles, 401 anonymously."""
-    return {**staff(code), "donor": code}
-
-
-def pages(expect: dict[str, int]) -> dict[str, int]:
-    """The same for a page: signed-out visitors are redirected to sign in."""
-    return {**expect, ANON: 303}
+    return only(code, "bloodbank_staff", "donor")
 
 
 @dataclass
@@ -114,17 +104,6 @@ class World:
         return donor, row
 
 
-@dataclass
-class Case:
-    """How to call one route and what each role should get."""
-
-    expect: dict[str, int]
-    path: Callable[[World], dict[str, str]] | None = None  # path parameters, fresh per call
-    json: Callable[[World], dict[str, Any]] | None = None
-    data: Callable[[World], dict[str, str]] | None = None  # form fields (pages add the CSRF token)
-    query: Callable[[World], dict[str, str]] | None = None
-
-
 def _donor(w: World) -> dict[str, str]:
     return {"donor_id": str(w.new_donor().id)}
 
@@ -166,7 +145,7 @@ NEW_DONOR = {
     "sex": "M",
     "weight_kg": 80,
 }
-API_CASES: dict[tuple[str, str], Case] = {
+API_CASES: dict[tuple[str, str], Case[World]] = {
     ("POST", "/api/v1/bloodbank/donors"): Case(staff(201), json=lambda w: NEW_DONOR),
     ("GET", "/api/v1/bloodbank/donors"): Case(staff(200)),
     ("GET", "/api/v1/bloodbank/donors/{donor_id}"): Case({**staff(200), "donor": 404}, _donor),
@@ -192,7 +171,7 @@ API_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/bloodbank/donation-appointments/{appointment_id}/cancel"): Case(both(200), _upcoming),
 }
 _FORM_SCREENING = {k: str(v) for k, v in SCREENING.items()}
-PAGE_CASES: dict[tuple[str, str], Case] = {
+PAGE_CASES: dict[tuple[str, str], Case[World]] = {
     ("GET", "/bloodbank/donors"): Case(pages(staff(200))),
     ("GET", "/bloodbank/donors/new"): Case(pages(staff(200))),
     ("POST", "/bloodbank/donors/new"): Case(
@@ -244,18 +223,8 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
 }
 
 
-def router_routes(router: Any) -> set[tuple[str, str]]:
-    """(method, path) of every route of a router."""
-    return {(m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods or ()}
-
-
 def test_matrices_cover_every_route() -> None:
-    for router, cases in ((donors_api.router, API_CASES), (donors_pages.router, PAGE_CASES)):
-        served = router_routes(router)
-        assert not served - set(cases), f"add these routes to the matrix: {sorted(served - set(cases))}"
-        assert not set(cases) - served, (
-            f"these rows name routes that do not exist: {sorted(set(cases) - served)}"
-        )
+    assert_covered((donors_api.router, API_CASES), (donors_pages.router, PAGE_CASES))
 
 
 @pytest.fixture
@@ -266,72 +235,9 @@ def world(cast: Cast) -> World:
     )
 
 
-def denied_count(user_id: uuid.UUID | None) -> int:
-    """Denied audit entries by this user so far."""
-    with transaction(session_factory()) as s:
-        query = select(func.count()).where(AuditEntry.actor_id == user_id, AuditEntry.outcome == "denied")
-        return int(s.execute(query).scalar_one())
-
-
-def _run(
-    world: World, cases: dict[tuple[str, str], Case], call: Callable[[str, str, str, Case], Any]
-) -> list[str]:
-    """Call every case as every role and collect the problems."""
-    problems: list[str] = []
-    for (method, path), case in cases.items():
-        for role in ALL:
-            user_id = world.cast[role].id if role != ANON else None
-            before = denied_count(user_id)
-            url = path.format(**case.path(world)) if case.path else path
-            response = call(role, method, url, case)
-            where, wanted = f"{method} {path} as {role}", case.expect[role]
-            if response.status_code != wanted:
-                problems.append(
-                    f"{where}: expected {wanted}, got {response.status_code} {response.text[:300]}"
-                )
-            if response.status_code in (403, 404) and denied_count(user_id) - before < 1:
-                problems.append(f"{where}: refused without a denied audit entry")
-    return problems
-
-
 def test_donors_api_permission_matrix(client: TestClient, world: World) -> None:
-    cast = world.cast
-    tokens = {role: login(client, cast[role].email, cast[role].password) for role in ROLES}
-    tokens[ANON] = {}
-
-    def call(role: str, method: str, url: str, case: Case) -> Any:
-        response = client.request(
-            method,
-            url,
-            headers=tokens[role],
-            json=case.json(world) if case.json else None,
-            params=case.query(world) if case.query else None,
-        )
-        if response.status_code >= 400:
-            assert response.headers["content-type"].startswith("application/problem+json"), url
-        return response
-
-    problems = _run(world, API_CASES, call)
-    assert not problems, "\n".join(problems)
+    check_api(client, world.cast, world, API_CASES)
 
 
 def test_donors_page_permission_matrix(app: Any, world: World) -> None:
-    sessions: dict[str, tuple[TestClient, str]] = {}
-    for role in ALL:
-        browser = TestClient(app)
-        sessions[role] = (browser, web_login(browser, world.cast[role]) if role != ANON else "")
-
-    def call(role: str, method: str, url: str, case: Case) -> Any:
-        browser, csrf = sessions[role]
-        data = {**case.data(world), "csrf_token": csrf} if case.data else None
-        params = case.query(world) if case.query else None
-        return browser.request(
-            method, url, data=data, params=params, headers={"Accept": "text/html"}, follow_redirects=False
-        )
-
-    try:
-        problems = _run(world, PAGE_CASES, call)
-    finally:
-        for browser, _csrf in sessions.values():
-            browser.close()
-    assert not problems, "\n".join(problems)
+    check_pages(app, world.cast, world, PAGE_CASES)

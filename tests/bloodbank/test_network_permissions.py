@@ -13,47 +13,44 @@ Routes that change state get a fresh object per call, so every role meets the sa
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
 from caresync.bloodbank.models import RequestOffer
 from caresync.bloodbank.network import api as network_api
 from caresync.bloodbank.network import pages as network_pages
 from caresync.bloodbank.network import transfers
-from caresync.core.audit import AuditEntry
 from caresync.core.auth import Principal
 from caresync.db import session_factory, transaction
 from caresync.identity.models import Organisation
-from caresync.identity.rules import format_health_id
 from tests.bloodbank.conftest import make_request, make_unit
 from tests.bloodbank.test_offers import Network, build_network
-from tests.conftest import ROLES, Cast, Factory, login, web_login
+from tests.conftest import Cast, Factory
+from tests.permission_matrix import (
+    Case,
+    Expect,
+    assert_covered,
+    check_api,
+    check_pages,
+    identities,
+    only,
+    pages,
+)
 
-ANON = "anonymous"
-ALL = (*ROLES, ANON)
 NETWORK_ROLES = ("bloodbank_staff", "doctor", "nurse", "admin")
 
 
-def network_roles(code: int) -> dict[str, int]:
+def network_roles(code: int) -> Expect:
     """``code`` for the roles that see the network's stock, 403 for the others, 401 anonymously."""
-    return {**dict.fromkeys(ROLES, 403), **dict.fromkeys(NETWORK_ROLES, code), ANON: 401}
+    return only(code, *NETWORK_ROLES)
 
 
-def staff(code: int) -> dict[str, int]:
+def staff(code: int) -> Expect:
     """``code`` for blood bank staff, 403 for other roles, 401 anonymously."""
-    return {**dict.fromkeys(ROLES, 403), "bloodbank_staff": code, ANON: 401}
-
-
-def pages(expect: dict[str, int]) -> dict[str, int]:
-    """The same for a page: signed-out visitors are redirected to sign in."""
-    return {**expect, ANON: 303}
+    return only(code, "bloodbank_staff")
 
 
 @dataclass
@@ -104,17 +101,6 @@ class World:
             return {"transfer_id": str(view.transfer.id)}
 
 
-@dataclass
-class Case:
-    """How to call one route and what each role should get."""
-
-    expect: dict[str, int]
-    path: Callable[[World], dict[str, str]] | None = None  # path parameters, fresh per call
-    json: Callable[[World], dict[str, Any]] | None = None
-    data: Callable[[World], dict[str, str]] | None = None  # form fields (pages add the CSRF token)
-    foreign: Callable[[World], dict[str, str]] | None = None  # an object of other organisations: 404
-
-
 def _ask(w: World) -> dict[str, Any]:
     return {"from_organisation_id": str(w.net.far.id), "to_organisation_id": str(w.net.home.id),
             "blood_group": "A-", "component": "red_cells", "units": 1}  # fmt: skip
@@ -158,7 +144,7 @@ def _foreign_dispatched(w: World) -> dict[str, str]:
     return w.transfer("far", "near_big", dispatched=True)
 
 
-API_CASES: dict[tuple[str, str], Case] = {
+API_CASES: dict[tuple[str, str], Case[World]] = {
     ("GET", "/api/v1/bloodbank/network/stock"): Case(network_roles(200)),
     ("POST", "/api/v1/bloodbank/requests/{request_id}/offers"): Case(
         staff(201), lambda w: w.request(), foreign=_foreign_request
@@ -183,7 +169,7 @@ API_CASES: dict[tuple[str, str], Case] = {
         staff(200), _asked, json=lambda w: {}, foreign=_foreign_transfer
     ),
 }
-PAGE_CASES: dict[tuple[str, str], Case] = {
+PAGE_CASES: dict[tuple[str, str], Case[World]] = {
     ("GET", "/bloodbank/network"): Case(pages(network_roles(200))),
     ("GET", "/bloodbank/transfers"): Case(pages(staff(200))),
     ("POST", "/bloodbank/requests/{request_id}/offer"): Case(
@@ -209,19 +195,9 @@ PAGE_CASES: dict[tuple[str, str], Case] = {
 }
 
 
-def router_routes(router: Any) -> set[tuple[str, str]]:
-    """(method, path) of every route of a router."""
-    return {(m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods or ()}
-
-
 @pytest.mark.no_db
 def test_matrices_cover_every_route() -> None:
-    for router, cases in ((network_api.router, API_CASES), (network_pages.router, PAGE_CASES)):
-        served = router_routes(router)
-        assert not served - set(cases), f"add these routes to the matrix: {sorted(served - set(cases))}"
-        assert not set(cases) - served, (
-            f"these rows name routes that do not exist: {sorted(set(cases) - served)}"
-        )
+    assert_covered((network_api.router, API_CASES), (network_pages.router, PAGE_CASES))
 
 
 @pytest.fixture
@@ -229,86 +205,18 @@ def world(cast: Cast, make: Factory) -> World:
     return World(net=build_network(cast, make))
 
 
-def denied_count(user_id: uuid.UUID | None) -> int:
-    """Denied audit entries by this user so far."""
-    with transaction(session_factory()) as s:
-        query = select(func.count()).where(AuditEntry.actor_id == user_id, AuditEntry.outcome == "denied")
-        return int(s.execute(query).scalar_one())
-
-
 def _secrets(cast: Cast) -> tuple[str, ...]:
+    """The identities of the cast's patient and of the other patient."""
     patient = cast["patient"].patient
     assert patient is not None
-    found: list[str] = []
-    for person in (patient, cast.other_patient):
-        found += [person.family_name, person.health_id, format_health_id(person.health_id)]
-    return tuple(found)
-
-
-def _check(
-    problems: list[str], where: str, response: Any, wanted: int, secrets: tuple[str, ...], denied: int
-) -> None:
-    if response.status_code != wanted:
-        problems.append(f"{where}: expected {wanted}, got {response.status_code} {response.text[:200]}")
-    if [s for s in secrets if s in response.text]:
-        problems.append(f"{where}: leaks a patient's identity")
-    if response.status_code in (403, 404) and denied < 1:
-        problems.append(f"{where}: refused without a denied audit entry")
-
-
-def _run(
-    world: World, cases: dict[tuple[str, str], Case], call: Callable[[str, str, str, Case, World], Any]
-) -> list[str]:
-    """Call every case as every role (``call(role, method, url, case, world)``) and collect the problems."""
-    problems: list[str] = []
-    cast = world.net.cast
-    secrets = _secrets(cast)
-    for (method, path), case in cases.items():
-        for role in ALL:
-            user_id = cast[role].id if role != ANON else None
-            for foreign in (False, True) if case.foreign else (False,):
-                params = (case.foreign if foreign and case.foreign else case.path or (lambda w: {}))(world)
-                wanted = case.expect[role]
-                if foreign and role != ANON and wanted not in (401, 403):
-                    wanted = 404  # the other organisations' object does not exist for the caller
-                before = denied_count(user_id)
-                response = call(role, method, path.format(**params), case, world)
-                label = f"{method} {path} as {role}{' (another organisation)' if foreign else ''}"
-                _check(problems, label, response, wanted, secrets, denied_count(user_id) - before)
-    return problems
+    return identities(patient, cast.other_patient)
 
 
 def test_network_api_permission_matrix(client: TestClient, world: World) -> None:
     cast = world.net.cast
-    tokens = {role: login(client, cast[role].email, cast[role].password) for role in ROLES}
-    tokens[ANON] = {}
-
-    def call(role: str, method: str, url: str, case: Case, w: World) -> Any:
-        response = client.request(method, url, headers=tokens[role], json=case.json(w) if case.json else None)
-        if response.status_code >= 400:
-            assert response.headers["content-type"].startswith("application/problem+json"), url
-        return response
-
-    problems = _run(world, API_CASES, call)
-    assert not problems, "\n".join(problems)
+    check_api(client, cast, world, API_CASES, secrets=_secrets(cast))
 
 
 def test_network_page_permission_matrix(app: Any, world: World) -> None:
-    sessions: dict[str, tuple[TestClient, str]] = {}
-    for role in ALL:
-        browser = TestClient(app)
-        sessions[role] = (browser, web_login(browser, world.net.cast[role]) if role != ANON else "")
-
-    def call(role: str, method: str, url: str, case: Case, w: World) -> Any:
-        browser, csrf = sessions[role]
-        data = {**case.data(w), "csrf_token": csrf} if case.data else None
-        return browser.request(
-            method, url, data=data, headers={"Accept": "text/html"}, follow_redirects=False
-        )
-
-    try:
-        problems = _run(world, PAGE_CASES, call)
-    finally:
-        for browser, _csrf in sessions.values():
-            browser.close()
-    assert not problems, "\n".join(problems)
+    cast = world.net.cast
+    check_pages(app, cast, world, PAGE_CASES, secrets=_secrets(cast))

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from caresync.bloodbank import dashboards as bloodbank_dashboards
 from caresync.config import get_settings
 from caresync.core import jobs, notify
 from caresync.core.audit import AuditEntry, verify_audit_job
@@ -304,6 +305,10 @@ def dashboard(request: Request, db: Db, principal: PageUser) -> Response:
                 AuditEntry.organisation_id == principal.organisation_id, AuditEntry.flagged.is_(True)
             )
         ).scalar_one()
+    elif principal.role == "bloodbank_staff":
+        context |= bloodbank_dashboards.staff_dashboard(db, principal)
+    elif principal.role == "donor":
+        context |= bloodbank_dashboards.donor_dashboard(db, principal)
     db.commit()
     return render_page(request, db, principal, f"dashboards/{principal.role}.html", context)
 

@@ -43,6 +43,7 @@ from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.notify import notify, queue_email
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, require
+from caresync.core.text import clean_line
 from caresync.identity.models import Organisation
 from caresync.scheduling.rules import distance_km_if_known
 
@@ -211,7 +212,7 @@ def create_callout(
         request_id=request_id,
     )
     _refuse_duplicate(session, need)
-    text = " ".join(reason.split()) or need.reason
+    text = clean_line(reason) or need.reason
     if len(text) > 300:
         raise ValidationFailed("Keep the reason under 300 characters.", extra={"field": "reason"})
     callout = DonorCallout(

@@ -338,7 +338,7 @@ def _defer(
     deferral = DonorDeferral(
         donor_id=donor.id,
         kind=kind,
-        reason=reason.strip()[:300],
+        reason=clean_line(reason)[:300],
         starts_on=starts_on,
         ends_on=ends_on,
         created_by=principal.user_id,

@@ -29,6 +29,7 @@ from caresync.core import audit
 from caresync.core.auth import Principal, system_principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.pagination import DEFAULT_LIMIT, Page, paginate, parse_sort
+from caresync.core.text import clean_line
 from caresync.db import utcnow
 from caresync.identity.models import Organisation, User
 
@@ -82,7 +83,7 @@ def _product_code(text: str) -> str:
 
 
 def _location(text: str) -> str:
-    location = (text or "").strip()
+    location = clean_line(text or "")
     if len(location) > MAX_LOCATION:
         raise ValidationFailed(
             f"Keep the storage location to {MAX_LOCATION} characters.", extra={"field": "storage_location"}
@@ -384,7 +385,7 @@ def release(
 def discard(session: Session, principal: Principal, unit_id: uuid.UUID, reason: str) -> BloodUnit:
     """Discard a unit (broken bag, failed test, expired, returned too late…) with the reason, which its
     history keeps. 422 without a reason; 409 when the unit's status does not allow it."""
-    reason = (reason or "").strip()
+    reason = clean_line(reason or "")
     if not reason:
         raise ValidationFailed("Say why the unit is discarded.", extra={"field": "reason"})
     if len(reason) > MAX_REASON:

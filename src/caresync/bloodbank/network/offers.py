@@ -41,6 +41,7 @@ from caresync.core import audit
 from caresync.core.auth import Principal, system_principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.pagination import Page
+from caresync.core.text import clean_line
 from caresync.db import utcnow
 from caresync.identity.models import Organisation
 
@@ -223,7 +224,7 @@ def accept_offer(
         request_id=request.id,
         offer_id=offer.id,
         status="requested",
-        note=note.strip()[:300],
+        note=clean_line(note)[:300],
     )
     session.add(transfer)
     session.flush()
@@ -255,7 +256,8 @@ def decline_offer(session: Session, principal: Principal, offer_id: uuid.UUID, *
     """The supplier declines a live offer, saying why; the next organisation is offered it."""
     own = staff_organisation(session, principal, "bloodbank.offer.decline")
     offer, request = _live_offer_for(session, principal, offer_id, own, "bloodbank.offer.decline")
-    if not note.strip():
+    note = clean_line(note)[:300]
+    if not note:
         raise ValidationFailed("Say why you decline (the requester sees it).", extra={"field": "note"})
     now = utcnow()
     _respond(session, offer, principal.user_id, "declined", note, now)
@@ -266,7 +268,7 @@ def decline_offer(session: Session, principal: Principal, offer_id: uuid.UUID, *
         patient_id=request.patient_id,
         resource_type="RequestOffer",
         resource_id=offer.id,
-        detail={"note": note.strip()[:300]},
+        detail={"note": note},
     )
     supplier = organisation_names(session, {own})[own]
     notify_blood_bank(
@@ -274,7 +276,7 @@ def decline_offer(session: Session, principal: Principal, offer_id: uuid.UUID, *
         request.organisation_id,
         "blood_offer",
         f"{supplier} declined your request",
-        note.strip()[:300],
+        note,
         link="/bloodbank/transfers",
     )
     _advance(session, request, now)
@@ -419,7 +421,7 @@ def _respond(
     changed = session.execute(
         update(RequestOffer)
         .where(RequestOffer.id == offer.id, RequestOffer.status == "pending")
-        .values(status=status, responded_at=now, responded_by=actor_id, note=note.strip()[:300])
+        .values(status=status, responded_at=now, responded_by=actor_id, note=clean_line(note)[:300])
         .execution_options(synchronize_session=False)
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]

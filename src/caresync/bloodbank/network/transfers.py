@@ -35,6 +35,7 @@ from caresync.core import audit
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.pagination import Page
+from caresync.core.text import clean_line
 from caresync.db import utcnow
 from caresync.identity.models import Organisation, User
 from caresync.identity.rules import OrganisationKind
@@ -250,7 +251,7 @@ def create_transfer(
         to_organisation_id=to_organisation_id,
         status="requested",
         requested_by=principal.user_id,
-        note=note.strip(),
+        note=clean_line(note)[:300],
     )
     if not sending:  # the supplier chooses the units when dispatching
         transfer.blood_group, transfer.component, transfer.units_wanted = blood_group, component, units_wanted
@@ -289,7 +290,8 @@ def dispatch_transfer(
     if transfer.from_organisation_id != own:
         raise Conflict("Only the supplier dispatches a transfer.")
     _claim(session, transfer, "requested", "dispatched")
-    if not courier.strip():
+    courier = clean_line(courier)[:120]
+    if not courier:
         raise ValidationFailed("Name the courier taking the units.", extra={"field": "courier"})
     view = _view(session, transfer, own)
     if not view.units:
@@ -300,7 +302,7 @@ def dispatch_transfer(
         reserve_units(session, principal, transfer, chosen, view.to_name)
     elif unit_ids:
         raise ValidationFailed("The units of this transfer are already chosen.", extra={"field": "unit_ids"})
-    transfer.courier = courier.strip()[:120]
+    transfer.courier = courier
     transfer.dispatched_at = utcnow()
     transfer.dispatched_by = principal.user_id
     session.flush()
@@ -382,10 +384,11 @@ def cancel_transfer(
                 transfer_id=transfer.id,
                 note="Transfer cancelled",
             )
-    if reason.strip():
-        transfer.note = f"{transfer.note} (cancelled: {reason.strip()})".strip()[:300]
+    reason = clean_line(reason)
+    if reason:
+        transfer.note = f"{transfer.note} (cancelled: {reason})".strip()[:300]
     session.flush()
-    _audit_step(session, principal, transfer, "bloodbank.transfer.cancel", {"reason": reason.strip()})
+    _audit_step(session, principal, transfer, "bloodbank.transfer.cancel", {"reason": reason})
     other = (
         transfer.to_organisation_id if own == transfer.from_organisation_id else transfer.from_organisation_id
     )
@@ -395,7 +398,7 @@ def cancel_transfer(
         other,
         "blood_transfer",
         f"{own_name} cancelled a transfer",
-        reason.strip(),
+        reason,
         link=f"/bloodbank/transfers/{transfer.id}",
     )
     return _view(session, transfer, own)

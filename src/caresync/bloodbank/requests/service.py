@@ -51,6 +51,7 @@ from caresync.core.rbac import (
     require,
     require_any,
 )
+from caresync.core.text import clean_line
 from caresync.db import utcnow
 from caresync.identity.models import Patient
 from caresync.identity.rules import normalise_health_id
@@ -300,7 +301,7 @@ def orderable_patients(session: Session, principal: Principal, q: str = "", limi
             Patient.id.in_(break_glass_patient_ids(principal)),
         )
     )
-    term = q.strip()
+    term = clean_line(q)
     if term:
         health_id = normalise_health_id(term)
         like = f"%{term.lower()}%"
@@ -377,7 +378,7 @@ def create_request(session: Session, principal: Principal, order: Order) -> Bloo
         units_requested=order.units,
         urgency=Urgency(order.urgency).value,
         needed_by=max(order.needed_by, now),
-        indication=order.indication.strip(),
+        indication=clean_line(order.indication)[:300],
     )
     session.add(request)
     session.flush()
@@ -408,7 +409,7 @@ def cancel(session: Session, principal: Principal, request_id: uuid.UUID, reason
     holds back to stock. A request with units already issued cannot be cancelled: return them first."""
     action = "bloodbank.request.cancel"
     request, glass = _visible(session, principal, request_id, action, lock=True)
-    reason = reason.strip()
+    reason = clean_line(reason)[:300]
     if not reason:
         raise ValidationFailed("Say why the request is cancelled.", extra={"field": "reason"})
     if request.status not in ACTIVE:
@@ -663,7 +664,7 @@ def crossmatch(
     action = "bloodbank.request.crossmatch"
     request = _for_staff(session, principal, request_id, action)
     unit = _unit_of(held_units(session, request), unit_id)
-    note = note.strip()[:200]
+    note = clean_line(note)[:200]
     result = "compatible" if compatible else "incompatible"
     if unit.status == UnitStatus.RESERVED.value:
         if compatible:
@@ -740,7 +741,7 @@ def return_unit(
     problems = [] if kept_cold else ["storage temperature not confirmed"]
     if minutes_out > window:
         problems.append(f"back after {minutes_out:.0f} min (limit {window} min)")
-    extra = reason.strip()
+    extra = clean_line(reason)
     if problems:
         note = "; ".join([*problems, *([extra] if extra else [])])
         units.move(

@@ -147,6 +147,26 @@ def test_staff_list_search_filter_and_page(client: TestClient, cast: Any, sign_i
     assert len(nul.json()["items"]) == 4
 
 
+def test_a_walk_in_without_a_blood_bank_is_found_by_exact_donor_number(
+    client: TestClient, cast: Any, sign_in: Any, make: Any
+) -> None:
+    """A donor who registered themselves and never booked has no blood bank: staff find them only by the
+    exact donor number they bring, then may open them; another blood bank's donor stays hidden."""
+    walk_in = make_donor(family_name="Walkin", donor_number="D000000123")
+    elsewhere = make_donor(organisation=make.org(), family_name="Walkin", donor_number="D000000124")
+    staff = sign_in(cast["bloodbank_staff"])
+
+    def found(q: str) -> list[str]:
+        return [d["id"] for d in client.get(f"{B}/donors", params={"q": q}, headers=staff).json()["items"]]
+
+    assert found("walkin") == []  # no browsing of other people's donors
+    assert found("d000000123") == [str(walk_in.id)]
+    assert found("D00000012") == []  # a partial number is not enough
+    assert found("D000000124") == []
+    assert client.get(f"{B}/donors/{walk_in.id}", headers=staff).status_code == 200
+    assert client.get(f"{B}/donors/{elsewhere.id}", headers=staff).status_code == 404
+
+
 def test_detail_shows_history_deferrals_and_eligibility(client: TestClient, cast: Any, sign_in: Any) -> None:
     donor = make_donor(organisation=cast.org, donations=((TODAY - timedelta(days=20), "whole_blood"),))
     staff = sign_in(cast["bloodbank_staff"])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,15 +75,19 @@ def donor_for_user(session: Session, user_id: uuid.UUID) -> Donor | None:
     return session.execute(select(Donor).where(Donor.user_id == user_id)).scalar_one_or_none()
 
 
-def staff_donors(organisation_id: uuid.UUID | None) -> Select[Donor]:
-    """Donors a blood bank's staff may see: registered there, or who booked or gave blood there."""
+def staff_donors(organisation_id: uuid.UUID | None, *, walk_in_number: str = "") -> Select[Donor]:
+    """Donors a blood bank's staff may see: registered there, or who booked or gave blood there. A donor
+    who registered themselves and has no blood bank yet walks in with their donor number:
+    ``walk_in_number`` (typed exactly) finds them too, and opening them by id works for any blood bank."""
     booked = select(DonationAppointment.donor_id).where(
         DonationAppointment.organisation_id == organisation_id
     )
     gave = select(Donation.donor_id).where(Donation.organisation_id == organisation_id)
-    return select(Donor).where(
-        or_(Donor.organisation_id == organisation_id, Donor.id.in_(booked), Donor.id.in_(gave))
-    )
+    ours = or_(Donor.organisation_id == organisation_id, Donor.id.in_(booked), Donor.id.in_(gave))
+    if walk_in_number:
+        walk_in = and_(Donor.organisation_id.is_(None), Donor.donor_number == walk_in_number.upper())
+        return select(Donor).where(or_(ours, walk_in))
+    return select(Donor).where(ours)
 
 
 def _denied(session: Session, principal: Principal, action: str, kind: str, object_id: uuid.UUID) -> NotFound:
@@ -102,7 +106,15 @@ def get_donor(session: Session, principal: Principal, donor_id: uuid.UUID, actio
     """A donor the principal may see (staff: their organisation's; a donor: themselves), audited."""
     require_any(session, principal, (Perm.BLOOD_STOCK, Perm.DONATE), action)
     if has_perm(principal, Perm.BLOOD_STOCK):
-        found = session.execute(staff_donors(principal.organisation_id).where(Donor.id == donor_id)).scalar()
+        found = session.execute(
+            select(Donor).where(
+                Donor.id == donor_id,
+                or_(
+                    Donor.organisation_id.is_(None),  # a walk-in without a blood bank yet
+                    Donor.id.in_(staff_donors(principal.organisation_id).with_only_columns(Donor.id)),
+                ),
+            )
+        ).scalar()
     else:
         own = donor_for_user(session, principal.user_id) if principal.user_id else None
         found = own if own is not None and own.id == donor_id else None
@@ -404,12 +416,14 @@ def list_donors(
     cursor: str | None = None,
     today: date | None = None,
 ) -> Page[DonorListRow]:
-    """Staff: their organisation's donors by family name, searched by name or donor number, filtered by
-    group and by whether they may give whole blood today. With ``eligible_now`` a page may hold fewer than
+    """Staff: their organisation's donors by family name, searched by name or donor number (an exact donor
+    number also finds a walk-in who has no blood bank yet), filtered by group and by whether they may give
+    whole blood today. With ``eligible_now`` a page may hold fewer than
     ``limit`` donors (the rules run per donor): follow ``next_cursor`` until it is None."""
     require(session, principal, Perm.BLOOD_STOCK, "bloodbank.donor.search")
-    query = staff_donors(principal.organisation_id)
-    if text := clean_line(search):
+    text = clean_line(search)
+    query = staff_donors(principal.organisation_id, walk_in_number=text)
+    if text:
         pattern = f"%{text.lower()}%"
         full = func.lower(Donor.given_name + " " + Donor.family_name)
         query = query.where(or_(full.like(pattern), func.lower(Donor.donor_number).like(pattern)))

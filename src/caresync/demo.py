@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from caresync.bloodbank import demo as bloodbank_demo
+from caresync.bloodbank.alerts import service as blood_alerts
 from caresync.core import audit, crypto, localtime
 from caresync.core.auth import Principal, system_principal
 from caresync.db import session_factory, transaction, utcnow
@@ -273,6 +274,7 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
     # Last, so that the other demos' random draws stay the same. ``users`` are in creation order: the
     # blood requests go to the first Riverside doctor, the demo doctor.
     blood = bloodbank_demo.load(session, rng, now, organisations=orgs, donor_user=donor, staff=users)
+    blood_alerts.scan_all(session, now)  # the blood banks open on their shortage and expiring units
     audit.record(
         session,
         system_principal("caresync demo"),

@@ -17,8 +17,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from caresync.bloodbank.access import staff_organisation
-from caresync.bloodbank.alerts.service import component_label, get_alert, staff_ids
+from caresync.bloodbank.access import blood_bank_staff, staff_organisation
+from caresync.bloodbank.alerts.service import component_label, get_alert
 from caresync.bloodbank.donors import appointments
 from caresync.bloodbank.donors import service as donors
 from caresync.bloodbank.models import (
@@ -648,7 +648,7 @@ def _accepted(session: Session, callout: DonorCallout, now: datetime) -> None:
     """Tell the blood bank's staff a donor is coming; close the call-out once enough are."""
     accepted = accepted_count(session, callout.id)
     title = f"A donor accepted your call ({accepted} of {callout.donors_needed})"
-    for user_id, _email in staff_ids(session, callout.organisation_id):
+    for user_id, _email in blood_bank_staff(session, callout.organisation_id):
         notify(
             session,
             user_id,

@@ -24,7 +24,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from caresync.bloodbank.access import staff_organisation
+from caresync.bloodbank.access import blood_bank_staff, staff_organisation
 from caresync.bloodbank.inventory.service import stock_dashboard
 from caresync.bloodbank.models import BloodAlert, BloodBankPolicy, BloodRequest, BloodUnit
 from caresync.bloodbank.policy.service import get_policy
@@ -36,7 +36,6 @@ from caresync.core.auth import Principal, system_principal
 from caresync.core.errors import ValidationFailed
 from caresync.core.notify import notify, queue_email
 from caresync.core.pagination import Page, paginate
-from caresync.identity.models import User
 
 UNMET_WINDOW = timedelta(hours=2)  # an urgent request short of units this close to its needed-by time
 ALERTS_PAGE = "/bloodbank/alerts"
@@ -250,20 +249,6 @@ def _raise(session: Session, organisation_id: uuid.UUID, draft: Draft, now: date
     return alert
 
 
-def staff_ids(session: Session, organisation_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
-    """The active blood bank staff of an organisation: (user id, email)."""
-    rows = session.execute(
-        select(User.id, User.email)
-        .where(
-            User.organisation_id == organisation_id,
-            User.role == "bloodbank_staff",
-            User.is_active.is_(True),
-        )
-        .order_by(User.id)
-    ).all()
-    return [(row[0], row[1]) for row in rows]
-
-
 def _tell_staff(
     session: Session, organisation_id: uuid.UUID, alerts: Iterable[BloodAlert], title: str
 ) -> None:
@@ -272,7 +257,7 @@ def _tell_staff(
         return
     sender = system_principal(SENDER)
     link = f"{get_settings().base_url.rstrip('/')}{ALERTS_PAGE}"
-    for user_id, email in staff_ids(session, organisation_id):
+    for user_id, email in blood_bank_staff(session, organisation_id):
         for alert in alerts:
             notify(session, user_id, f"bloodbank.alert.{alert.kind}", title, alert.message, ALERTS_PAGE)
         summary = "\n".join(f"- [{a.severity}] {email_line(a)}" for a in alerts)

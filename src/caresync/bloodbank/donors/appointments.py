@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from caresync.core.localtime import zone
+from caresync.core.localtime import local_date, zone
 
 TIMEZONE = "Europe/Lisbon"
 OPENS = time(8, 0)
@@ -33,8 +33,8 @@ def slot_starts(on_date: date) -> list[datetime]:
 
 
 def local_day(at: datetime) -> date:
-    """The local calendar day of an instant."""
-    return at.astimezone(zone(TIMEZONE)).date()
+    """The blood bank's calendar day at an instant."""
+    return local_date(TIMEZONE, at)
 
 
 def is_slot_start(at: datetime) -> bool:

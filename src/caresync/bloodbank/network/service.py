@@ -17,7 +17,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from caresync.bloodbank import rules
-from caresync.bloodbank.access import staff_organisation
+from caresync.bloodbank.access import blood_bank_staff, staff_organisation
 from caresync.bloodbank.inventory.service import available_counts
 from caresync.bloodbank.models import BloodRequest, BloodTransfer, RequestOffer
 from caresync.core import notify
@@ -25,7 +25,7 @@ from caresync.core.auth import Principal
 from caresync.core.errors import ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm
-from caresync.identity.models import Organisation, User
+from caresync.identity.models import Organisation
 from caresync.identity.rules import OrganisationKind
 from caresync.scheduling.rules import distance_km_if_known
 
@@ -118,11 +118,8 @@ def notify_blood_bank(
     session: Session, organisation_id: uuid.UUID, kind: str, title: str, body: str = "", link: str = ""
 ) -> int:
     """Tell every active blood bank staff member of an organisation (in-app, live); returns how many."""
-    query = select(User.id).where(
-        User.organisation_id == organisation_id, User.role == "bloodbank_staff", User.is_active.is_(True)
-    )
-    staff = list(session.scalars(query))
-    for user_id in staff:
+    staff = blood_bank_staff(session, organisation_id)
+    for user_id, _email in staff:
         notify.notify(session, user_id, kind, title, body, link)
     return len(staff)
 

@@ -50,9 +50,14 @@ def check_character(din: str) -> str:
     return ISO7064_CHARACTERS[check_value(din)]
 
 
+def grouped(din: str) -> str:
+    """The DIN in its printed groups, facility, year and sequence: ``W1234 26 000042``."""
+    return f"{din[:5]} {din[5:7]} {din[7:]}" if len(din) == DIN_LENGTH else din
+
+
 def label(din: str) -> str:
-    """The DIN as printed on a label: ``W1234 26 000042 K``."""
-    return f"{din[:5]} {din[5:7]} {din[7:]} {check_character(din)}"
+    """The DIN as printed on a label, with its check character: ``W1234 26 000042 K``."""
+    return f"{grouped(din)} {check_character(din)}"
 
 
 def parse(text: str) -> str:

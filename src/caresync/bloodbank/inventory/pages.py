@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from caresync.bloodbank.access import staff_organisation
+from caresync.bloodbank.donors import din as din_rules
 from caresync.bloodbank.inventory import service
 from caresync.bloodbank.paging import page_links
 from caresync.bloodbank.policy import service as policies
@@ -158,7 +159,7 @@ def units_page(
         "sorts": list(SORT_LABELS.items()),
         **page_links("", query, page.next_cursor, cursor),
         "now": utcnow(),
-        "printed": service.printed_din,
+        "printed": din_rules.grouped,
     }
     return render_page(request, db, principal, f"{T}/units.html", context)
 
@@ -259,7 +260,7 @@ def _detail(
     context: dict[str, Any] = {
         "detail": detail,
         "u": unit,
-        "printed": service.printed_din(unit.din),
+        "printed": din_rules.grouped(unit.din),
         "label": COMPONENT_LABELS.get(unit.component, unit.component),
         "expired": unit.expires_at <= now,
         "can_release": unit.status == UnitStatus.QUARANTINED and unit.expires_at > now,

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from caresync.bloodbank.donors import din as din_rules
 from caresync.bloodbank.inventory import service
 from caresync.bloodbank.models import BloodUnit
 
@@ -96,7 +97,7 @@ class UnitOut(BaseModel):
         return cls(
             id=unit.id,
             din=unit.din,
-            din_printed=service.printed_din(unit.din),
+            din_printed=din_rules.grouped(unit.din),
             product_code=unit.product_code,
             component=unit.component,
             details=dict(unit.details or {}),

@@ -61,17 +61,6 @@ Level = Literal["ok", "low", "critical"]
 # --- identifiers --------------------------------------------------------------------------------------------
 
 
-def normalise_din(text: str) -> str:
-    """A typed or scanned ISBT 128 donation number (spaces allowed, with or without its check character) as
-    its 13 stored characters; 422 (field ``din``) when it is malformed (see :mod:`..donors.din`)."""
-    return din_rules.parse(text or "")
-
-
-def printed_din(din: str) -> str:
-    """A DIN the way labels print it: facility, year, sequence ("W1234 26 123456")."""
-    return f"{din[:5]} {din[5:7]} {din[7:]}" if len(din) == 13 else din
-
-
 def _product_code(text: str) -> str:
     code = (text or "").strip().upper()
     if not PRODUCT_CODE_PATTERN.fullmatch(code):
@@ -117,8 +106,8 @@ def _audit(session: Session, principal: Principal, action: str, unit: BloodUnit,
 
 def _duplicate(din: str, product_code: str) -> Conflict:
     return Conflict(
-        f"Unit {printed_din(din)} {product_code} is already registered: a donation number and product code "
-        "label one bag only.",
+        f"Unit {din_rules.grouped(din)} {product_code} is already registered: a donation number and product "
+        "code label one bag only.",
         extra={"field": "din"},
     )
 
@@ -159,7 +148,7 @@ def receive_donation(
             extra={"field": "blood_group"},
         )
     if session.scalar(select(BloodUnit.id).where(BloodUnit.donation_id == donation.id).limit(1)):
-        raise Conflict(f"Units were already made from donation {printed_din(donation.din)}.")
+        raise Conflict(f"Units were already made from donation {din_rules.grouped(donation.din)}.")
     location = _location(storage_location)
     made: list[BloodUnit] = []
     for spec in rules.unit_yield(donation.donation_type):
@@ -206,7 +195,7 @@ def receive_unit(
     409 when the DIN and product code are already registered."""
     org_id = staff_organisation(session, principal, RECEIVE)
     now = now or utcnow()
-    din, product_code = normalise_din(incoming.din), _product_code(incoming.product_code)
+    din, product_code = din_rules.parse(incoming.din or ""), _product_code(incoming.product_code)
     if incoming.component not in COMPONENTS:
         raise ValidationFailed("Choose a component.", extra={"field": "component"})
     if incoming.blood_group not in BLOOD_GROUPS:
@@ -373,10 +362,10 @@ def release(
     unit = get_unit(session, principal, unit_id, RELEASE)
     if unit.status != UnitStatus.QUARANTINED:
         raise Conflict(
-            f"Unit {printed_din(unit.din)} is {unit.status}: only a quarantined unit can be released."
+            f"Unit {din_rules.grouped(unit.din)} is {unit.status}: only a quarantined unit can be released."
         )
     if unit.expires_at <= (now or utcnow()):
-        raise Conflict(f"Unit {printed_din(unit.din)} has expired: discard it instead of releasing it.")
+        raise Conflict(f"Unit {din_rules.grouped(unit.din)} has expired: discard it instead of releasing it.")
     units.move(session, principal, unit, UnitStatus.AVAILABLE, note="Released from quarantine")
     _audit(session, principal, RELEASE, unit)
     return unit
@@ -403,7 +392,9 @@ def relocate(session: Session, principal: Principal, unit_id: uuid.UUID, storage
     location = _location(storage_location)
     unit = get_unit(session, principal, unit_id, RELOCATE)
     if UnitStatus(unit.status) in OFF_THE_SHELF:
-        raise Conflict(f"Unit {printed_din(unit.din)} is {unit.status}: it is no longer on a shelf here.")
+        raise Conflict(
+            f"Unit {din_rules.grouped(unit.din)} is {unit.status}: it is no longer on a shelf here."
+        )
     previous = unit.storage_location
     unit.storage_location = location
     session.flush()

@@ -283,11 +283,26 @@ def donor_status(
     ``organisation_id`` (default: the donor's home organisation; "US" without one), then the deferrals in
     force that day (temporary: not before it ends; permanent: never), with every reason and the first day
     all of them allow."""
+    return _statuses(session, donor, (donation_type,), on_date, organisation_id, screening)[donation_type]
+
+
+def _statuses(
+    session: Session,
+    donor: Donor,
+    donation_types: Iterable[str],
+    on_date: date,
+    organisation_id: uuid.UUID | None = None,
+    screening: dict[str, Any] | None = None,
+) -> dict[str, rules.Eligibility]:
+    """:func:`donor_status` for several donation types, reading the donor's history, deferrals and rule
+    profile once."""
     profile = rule_profile(session, organisation_id or donor.organisation_id)
-    verdict = rules.donor_eligibility(
-        donor_mapping(session, donor, screening), donation_type, on_date, profile=profile
-    )
-    return with_deferrals(verdict, active_deferrals(session, donor.id, on_date))
+    mapping = donor_mapping(session, donor, screening)
+    deferrals = active_deferrals(session, donor.id, on_date)
+    return {
+        kind: with_deferrals(rules.donor_eligibility(mapping, kind, on_date, profile=profile), deferrals)
+        for kind in donation_types
+    }
 
 
 def with_deferrals(verdict: rules.Eligibility, deferrals: Iterable[DonorDeferral]) -> rules.Eligibility:
@@ -311,7 +326,7 @@ def with_deferrals(verdict: rules.Eligibility, deferrals: Iterable[DonorDeferral
 
 def eligibility_by_type(session: Session, donor: Donor, on_date: date) -> dict[str, rules.Eligibility]:
     """The donor's eligibility on ``on_date`` for every donation type."""
-    return {kind.value: donor_status(session, donor, kind.value, on_date) for kind in DonationType}
+    return _statuses(session, donor, rules.DONATION_TYPES, on_date)
 
 
 # --- deferrals ----------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,7 +16,7 @@ from caresync.bloodbank.alerts import service as alerts
 from caresync.bloodbank.donors import service as donors
 from caresync.bloodbank.donors.appointments import local_day
 from caresync.bloodbank.inventory import service as inventory
-from caresync.bloodbank.models import BloodAlert, BloodRequest, Donation, DonationAppointment
+from caresync.bloodbank.models import BloodAlert, BloodRequest, Donation
 from caresync.bloodbank.network import offers, transfers
 from caresync.bloodbank.requests import service as requests
 from caresync.bloodbank.rules import Component, DonationType, Eligibility
@@ -138,7 +138,7 @@ def donor_dashboard(session: Session, principal: Principal) -> dict[str, Any]:
     return {
         "donor": detail.donor,
         "eligibility": [_eligibility(kind, verdict) for kind, verdict in detail.eligibility.items()],
-        "upcoming": _next_appointment(detail.appointments, now),
+        "upcoming": detail.upcoming,
         "calls": calls,
         "calls_to_answer": sum(1 for call in calls if call.contact.response == "pending"),
         "donations_given": _completed_donations(session, detail.donor.id),
@@ -155,11 +155,6 @@ def _eligibility(kind: str, verdict: Eligibility) -> TypeEligibility:
         next_date=verdict.next_eligible_date,
         reason="" if verdict.eligible or not verdict.reasons else verdict.reasons[0],
     )
-
-
-def _next_appointment(appointments: list[DonationAppointment], now: datetime) -> DonationAppointment | None:
-    booked = [a for a in appointments if a.status == "booked" and a.starts_at >= now]
-    return min(booked, key=lambda a: a.starts_at, default=None)
 
 
 def _completed_donations(session: Session, donor_id: uuid.UUID) -> int:

@@ -478,7 +478,7 @@ class DonorDetail:
     deferrals: list[DonorDeferral]
     donations: list[Donation]
     appointments: list[DonationAppointment]
-    upcoming: DonationAppointment | None = None
+    upcoming: DonationAppointment | None = None  # the next booked appointment still to come
     units_by_donation: dict[uuid.UUID, int] = field(default_factory=dict)
 
 
@@ -524,7 +524,11 @@ def _detail(session: Session, donor: Donor) -> DonorDetail:
         deferrals=list(deferrals),
         donations=list(donations),
         appointments=list(appointments),
-        upcoming=next((a for a in appointments if a.status == "booked"), None),
+        upcoming=min(
+            (a for a in appointments if a.status == "booked" and a.starts_at >= utcnow()),
+            key=lambda a: a.starts_at,
+            default=None,
+        ),
         units_by_donation={row[0]: int(row[1]) for row in units if row[0] is not None},
     )
 

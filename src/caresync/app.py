@@ -155,6 +155,8 @@ def create_app() -> FastAPI:
     from caresync.engagement.articles import pages as articles_pages
     from caresync.engagement.streaks import api as streaks_api
     from caresync.engagement.streaks import pages as streaks_pages
+    from caresync.fhir import tokens as fhir_tokens
+    from caresync.fhir.api import create_fhir_app
     from caresync.identity.api import admin, auth, orgs, people
     from caresync.identity.credentials import api as credentials_api
     from caresync.identity.credentials import pages as credentials_pages
@@ -225,6 +227,8 @@ def create_app() -> FastAPI:
     app.include_router(credentials_pages.router)
     for router in bloodbank_routes.routers():
         app.include_router(router)
+    app.include_router(fhir_tokens.router)
+    app.mount("/fhir/R4", create_fhir_app())
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     @app.get("/api/docs", include_in_schema=False)

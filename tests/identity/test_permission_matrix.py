@@ -148,6 +148,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", "/api/v1/auth/sessions/{session_id}"): Case(
         signed_in(404), path_args=lambda _w, _t: {"session_id": uuid.uuid4()}
     ),
+    ("POST", "/api/v1/auth/app-tokens"): Case(signed_in(201), body=lambda _w, _r: {"scope": "user/*.read"}),
     ("POST", "/api/v1/auth/password/change"): Case(
         signed_in(422),
         body=lambda _w, _r: {"current_password": "Wrong-password-1", "new_password": "Fresh-Start-2031"},

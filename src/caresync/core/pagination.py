@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from caresync.core.errors import ValidationFailed
@@ -26,10 +26,12 @@ DEFAULT_LIMIT = 50
 
 @dataclass
 class Page(Generic[T]):
-    """One page of results and the cursor for the next (``None`` on the last page)."""
+    """One page of results and the cursor for the next (``None`` on the last page); ``total`` counts every
+    match (all pages) when the caller asked for it."""
 
     items: list[T]
     next_cursor: str | None
+    total: int | None = None
 
 
 def _encode(values: list[Any]) -> str:
@@ -93,13 +95,18 @@ def paginate(
     descending: bool,
     limit: int,
     cursor: str | None,
+    count_total: bool = False,
 ) -> Page[Any]:
     """Run ``query`` one page at a time, ordered by ``sort_column`` then ``id_column``.
 
-    The sort column must be NOT NULL so that keyset comparisons are total.
+    The sort column must be NOT NULL so that keyset comparisons are total. With ``count_total`` the page
+    also carries the number of rows on every page (one more query).
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}.")
+    total = None
+    if count_total:
+        total = session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
     if cursor:
         last_value, last_id = _decode(cursor)
         last_value = _coerce(sort_column, last_value)
@@ -119,4 +126,4 @@ def paginate(
     if len(rows) > limit:
         last = items[-1]
         next_cursor = _encode([getattr(last, sort_column.key), getattr(last, id_column.key)])
-    return Page(items=items, next_cursor=next_cursor)
+    return Page(items=items, next_cursor=next_cursor, total=total)

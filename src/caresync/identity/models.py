@@ -92,6 +92,11 @@ class AuthSession(IdMixin, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     client_ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(300), default="")
+    # SMART-on-FHIR style scopes of an app token (e.g. ``patient/*.read``); NULL for the user's own
+    # sessions and tokens, which act with the user's full permissions. A scoped token works only on the
+    # FHIR API (``caresync.fhir``), which enforces its scopes.
+    scope: Mapped[str | None] = mapped_column(String(1000))
+    label: Mapped[str] = mapped_column(String(120), default="")
 
     user: Mapped[User] = relationship(lazy="joined")
 

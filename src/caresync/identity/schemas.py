@@ -298,6 +298,8 @@ class SessionOut(BaseModel):
     last_seen_at: datetime
     client_ip: str
     user_agent: str
+    scope: str | None = None  # an app token's SMART scopes
+    label: str = ""
     current: bool = False
 
 

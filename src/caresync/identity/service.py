@@ -246,10 +246,20 @@ def _principal_for(
 
 
 def _open_session(
-    session: Session, user: User, *, kind: str, stage: str, client_ip: str, user_agent: str
+    session: Session,
+    user: User,
+    *,
+    kind: str,
+    stage: str,
+    client_ip: str,
+    user_agent: str,
+    scope: str | None = None,
+    label: str = "",
+    hours: int | None = None,
 ) -> SignIn:
     settings = get_settings()
-    hours = settings.session_hours if kind == "web" else settings.api_token_hours
+    if hours is None:
+        hours = settings.session_hours if kind == "web" else settings.api_token_hours
     token = crypto.new_token()
     now = utcnow()
     row = AuthSession(
@@ -262,6 +272,8 @@ def _open_session(
         last_seen_at=now,
         client_ip=client_ip[:64],
         user_agent=user_agent[:300],
+        scope=scope,
+        label=label[:120],
     )
     session.add(row)
     session.flush()
@@ -275,6 +287,7 @@ class Resolved:
     principal: Principal
     stage: str
     kind: str
+    scope: str | None = None  # an app token's scopes; ``None`` for the user's own sessions
 
 
 def resolve_token(session: Session, token: str, client_ip: str) -> Resolved | None:
@@ -294,7 +307,41 @@ def resolve_token(session: Session, token: str, client_ip: str) -> Resolved | No
     if now - auth_session.last_seen_at > LAST_SEEN_GRANULARITY:
         auth_session.last_seen_at = now
     principal = _principal_for(user, client_ip, auth_session.id, patient_id)
-    return Resolved(principal=principal, stage=auth_session.stage, kind=auth_session.kind)
+    return Resolved(
+        principal=principal, stage=auth_session.stage, kind=auth_session.kind, scope=auth_session.scope
+    )
+
+
+def open_app_token(
+    session: Session, principal: Principal, *, scope: str, label: str, hours: int, user_agent: str = ""
+) -> SignIn:
+    """A bearer token for an app, limited to ``scope`` (checked by the caller, e.g. ``fhir.scopes``).
+
+    Only a fully signed-in user can issue one, for themselves; it expires after ``hours`` and is listed
+    and revoked with the user's other sessions."""
+    current = _current_session(session, principal)
+    if current.stage != "full" or current.scope is not None:
+        raise Forbidden("Sign in fully (with your own session, not an app token) to issue app tokens.")
+    sign_in = _open_session(
+        session,
+        current.user,
+        kind="api",
+        stage="full",
+        client_ip=principal.client_ip,
+        user_agent=user_agent,
+        scope=scope,
+        label=label,
+        hours=hours,
+    )
+    audit.record(
+        session,
+        principal,
+        "auth.app_token",
+        resource_type="AuthSession",
+        resource_id=sign_in.auth_session.id,
+        detail={"scope": scope, "label": label, "hours": hours},
+    )
+    return sign_in
 
 
 def _current_session(session: Session, principal: Principal) -> AuthSession:

@@ -105,6 +105,11 @@ def _resolve(request: Request, form: dict[str, str], stages: frozenset[str]) -> 
             if not sent or not crypto.constant_time_equal(sent, csrf_token_for(resolved.principal)):
                 raise Forbidden("The form expired or came from another site. Reload the page and try again.")
         request.state.resolved = resolved
+    if resolved.scope is not None:
+        raise Forbidden(
+            "This is an app token limited to the FHIR API (/fhir/R4) and its scopes; "
+            "it cannot be used here."
+        )
     if resolved.stage not in stages:
         if resolved.stage == "enrol":
             raise Forbidden("Set up two-factor authentication first.", extra={"stage": "enrol"})

@@ -1,0 +1,1 @@
+"""One module per domain, each mapping domain objects to FHIR resources and listing them in ``RESOURCES``."""

@@ -1,0 +1,5 @@
+"""FHIR resources of this domain (being written)."""
+
+from caresync.fhir.registry import ResourceType
+
+RESOURCES: tuple[ResourceType, ...] = ()

@@ -155,6 +155,7 @@ def create_app() -> FastAPI:
     from caresync.engagement.articles import pages as articles_pages
     from caresync.engagement.streaks import api as streaks_api
     from caresync.engagement.streaks import pages as streaks_pages
+    from caresync.fhir import pages as fhir_pages
     from caresync.fhir import tokens as fhir_tokens
     from caresync.fhir.api import create_fhir_app
     from caresync.identity.api import admin, auth, orgs, people
@@ -228,6 +229,7 @@ def create_app() -> FastAPI:
     for router in bloodbank_routes.routers():
         app.include_router(router)
     app.include_router(fhir_tokens.router)
+    app.include_router(fhir_pages.router)
     app.mount("/fhir/R4", create_fhir_app())
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 

@@ -163,23 +163,29 @@ def _precision_interval(text: str) -> tuple[datetime, datetime]:
     return moment, moment + timedelta(seconds=1)
 
 
+def _prefixed(value: str) -> tuple[str, str]:
+    """Split a date parameter into (prefix, date); no prefix means ``eq``."""
+    if value[:2].isalpha():
+        if value[:2] not in DATE_PREFIXES:
+            raise not_supported(f"Date prefix '{value[:2]}' is not supported; use eq, ge, gt, le or lt.")
+        return value[:2], value[2:]
+    return "eq", value
+
+
 def date_range(values: Sequence[str]) -> DateRange:
     """Intersect date parameters (AND across repetitions) into one range, e.g. ``ge2024-01&lt2024-03``."""
     start: datetime | None = None
     end: datetime | None = None
     for value in values:
-        prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
-        low, high = _precision_interval(value[2:] if value[:2].isalpha() else value)
-        if value[:2].isalpha() and prefix != value[:2]:
-            raise not_supported(f"Date prefix '{value[:2]}' is not supported; use eq, ge, gt, le or lt.")
-        bounds = {
+        prefix, text = _prefixed(value)
+        low, high = _precision_interval(text)
+        lo, hi = {
             "eq": (low, high),
             "ge": (low, None),
             "gt": (high, None),
             "le": (None, high),
             "lt": (None, low),
-        }
-        lo, hi = bounds[prefix]
+        }[prefix]
         if lo is not None:
             start = lo if start is None else max(start, lo)
         if hi is not None:
@@ -219,10 +225,24 @@ def searchset(ctx: FhirContext, resource_type: str, query: SearchQuery, result: 
         if key not in seen:
             seen.add(key)
             entries.append(_entry(ctx, included, "include"))
-    bundle: JSON = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "searchset"}
-    bundle["meta"] = {"lastUpdated": datetime.now(UTC).isoformat(timespec="seconds")}
-    if result.total is not None:
-        bundle["total"] = result.total
+    return _bundle(entries, result.total, links)
+
+
+def bundle_of(ctx: FhirContext, resources: list[JSON], self_url: str) -> JSON:
+    """A searchset Bundle of ``resources`` (all matches, one page), e.g. for ``$everything``."""
+    entries = [_entry(ctx, r, "match") for r in resources]
+    return _bundle(entries, len(resources), [{"relation": "self", "url": self_url}])
+
+
+def _bundle(entries: list[JSON], total: int | None, links: list[dict[str, str]]) -> JSON:
+    bundle: JSON = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": datetime.now(UTC).isoformat(timespec="seconds")},
+        "type": "searchset",
+    }
+    if total is not None:
+        bundle["total"] = total
     bundle["link"] = links
     if entries:
         bundle["entry"] = entries
@@ -234,19 +254,6 @@ def _entry(ctx: FhirContext, resource: JSON, mode: str) -> JSON:
         "fullUrl": ctx.full_url(resource["resourceType"], resource["id"]),
         "resource": resource,
         "search": {"mode": mode},
-    }
-
-
-def bundle_of(ctx: FhirContext, resources: list[JSON], self_url: str) -> JSON:
-    """A searchset Bundle of ``resources`` (all matches), e.g. for ``$everything``."""
-    return {
-        "resourceType": "Bundle",
-        "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": datetime.now(UTC).isoformat(timespec="seconds")},
-        "type": "searchset",
-        "total": len(resources),
-        "link": [{"relation": "self", "url": self_url}],
-        "entry": [_entry(ctx, r, "match") for r in resources],
     }
 
 

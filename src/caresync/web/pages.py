@@ -23,6 +23,7 @@ from caresync.core.auth import Principal, anonymous
 from caresync.core.errors import DomainError, Forbidden, NotFound
 from caresync.core.rbac import Perm, has_perm
 from caresync.db import utcnow
+from caresync.fhir import tokens as app_tokens
 from caresync.identity import patients, service
 from caresync.identity.models import CareRelationship, User
 from caresync.identity.rules import Role
@@ -649,17 +650,28 @@ def notifications_read(request: Request, db: Db, principal: PageUser, values: Fo
     return redirect("/notifications")
 
 
-@router.get("/account/security")
-def security(request: Request, db: Db, principal: PageUser) -> Response:
-    """MFA, recovery codes, sessions and password."""
-    me = service.get_me(db, principal)
-    context = {
-        "me": me,
+def security_context(db: Session, principal: Principal, **overrides: Any) -> dict[str, Any]:
+    """What the account security page shows: MFA state, sessions and app tokens, password form."""
+    context: dict[str, Any] = {
+        "me": service.get_me(db, principal),
         "sessions": service.list_sessions(db, principal),
         "errors": {},
         "codes_left": service.remaining_recovery_codes(db, principal),
-        "message": request.query_params.get("message", ""),
+        "message": "",
+        "app_errors": {},
+        "app_values": {},
+        "new_app_token": None,
+        "app_presets": app_tokens.presets_for(principal),
+        "app_hours": app_tokens.HOUR_CHOICES,
     }
+    context.update(overrides)
+    return context
+
+
+@router.get("/account/security")
+def security(request: Request, db: Db, principal: PageUser) -> Response:
+    """MFA, recovery codes, sessions, app tokens and password."""
+    context = security_context(db, principal, message=request.query_params.get("message", ""))
     return render_page(request, db, principal, "account/security.html", context)
 
 
@@ -672,14 +684,7 @@ def password_change(request: Request, db: Db, principal: PageUser, values: FormV
         )
     except DomainError as exc:
         db.rollback()
-        me = service.get_me(db, principal)
-        context = {
-            "me": me,
-            "sessions": service.list_sessions(db, principal),
-            "errors": domain_field_errors(exc),
-            "codes_left": service.remaining_recovery_codes(db, principal),
-            "message": "",
-        }
+        context = security_context(db, principal, errors=domain_field_errors(exc))
         return render_page(request, db, principal, "account/security.html", context, exc.status)
     db.commit()
     return redirect("/account/security?message=Password+changed")

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 import segno
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from caresync.config import get_settings
@@ -747,6 +747,56 @@ def list_organisations(session: Session, kind: str = "") -> list[Organisation]:
     if kind:
         query = query.where(Organisation.kind == kind)
     return list(session.execute(query).scalars())
+
+
+def get_organisation(session: Session, principal: Principal, organisation_id: uuid.UUID) -> Organisation:
+    """One organisation (public directory information, for anyone who may read the directory)."""
+    require(session, principal, Perm.DIRECTORY_READ, "organisation.read")
+    organisation = session.get(Organisation, organisation_id)
+    if organisation is None:
+        raise NotFound("No such organisation.")
+    return organisation
+
+
+def search_organisations(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str = "",
+    kinds: tuple[str, ...] = (),
+    city: str = "",
+    limit: int = 20,
+    cursor: str | None = None,
+    count_total: bool = False,
+) -> Page[Organisation]:
+    """Organisations by name (every word starts a word of the name, case-insensitive), kind (any of
+    ``kinds``) and city (prefix, case-insensitive), ordered by name."""
+    require(session, principal, Perm.DIRECTORY_READ, "organisation.search")
+    query = select(Organisation)
+    lowered = func.lower(Organisation.name)
+    for word in name.lower().split():
+        term = _like_escape(word)
+        query = query.where(
+            or_(lowered.like(f"{term}%", escape="\\"), lowered.like(f"% {term}%", escape="\\"))
+        )
+    if kinds:
+        query = query.where(Organisation.kind.in_(kinds))
+    if city:
+        query = query.where(func.lower(Organisation.city).like(f"{_like_escape(city.lower())}%", escape="\\"))
+    return paginate(
+        session,
+        query,
+        sort_column=Organisation.name,
+        id_column=Organisation.id,
+        descending=False,
+        limit=limit,
+        cursor=cursor,
+        count_total=count_total,
+    )
+
+
+def _like_escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def utc_iso(value: datetime | None) -> str | None:

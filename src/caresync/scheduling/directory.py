@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Select, String, exists, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, String, and_, exists, func, or_, select, type_coerce
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from caresync.core.auth import Principal
 from caresync.core.errors import NotFound, ValidationFailed
-from caresync.core.pagination import MAX_LIMIT
+from caresync.core.pagination import MAX_LIMIT, Page, paginate
 from caresync.core.rbac import Perm, require
 from caresync.db import utcnow
 from caresync.identity.credentials.service import is_verified, verified_user_ids
-from caresync.identity.models import Patient
+from caresync.identity.models import Patient, User
 from caresync.scheduling import availability
 from caresync.scheduling.models import (
     Location,
@@ -52,6 +52,15 @@ class SearchQuery:
     free_before: date | None = None
     near: tuple[float, float] | None = None  # latitude, longitude
     sort: str = "relevance"
+    # narrower filters (the FHIR API's): every word of ``name`` starts a word of the practitioner's name;
+    # a non-empty tuple keeps the practitioners matching any of its values
+    name: str = ""
+    specialties: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    practitioner_ids: tuple[uuid.UUID, ...] = ()
+    organisation_ids: tuple[uuid.UUID, ...] = ()
+    location_ids: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,7 +194,53 @@ def _matching_ids(query: SearchQuery, now: datetime) -> Select[uuid.UUID]:
         statement = statement.where(
             Practitioner.next_free_slot_at.is_not(None), Practitioner.next_free_slot_at < before
         )
+    return _narrow(statement, query)
+
+
+def _narrow(statement: Select[uuid.UUID], query: SearchQuery) -> Select[uuid.UUID]:
+    """Apply the narrower (FHIR) filters of ``query``."""
+    if query.name:
+        statement = statement.where(words_match(Practitioner.display_name, query.name))
+    if query.specialties:
+        statement = statement.where(
+            exists().where(
+                PractitionerSpecialty.practitioner_id == Practitioner.id,
+                PractitionerSpecialty.code.in_(query.specialties),
+            )
+        )
+    if query.languages:
+        statement = statement.where(
+            exists().where(
+                PractitionerLanguage.practitioner_id == Practitioner.id,
+                PractitionerLanguage.code.in_(query.languages),
+            )
+        )
+    if query.roles:
+        statement = statement.where(
+            Practitioner.user_id.in_(select(User.id).where(User.role.in_(query.roles)))
+        )
+    if query.practitioner_ids:
+        statement = statement.where(Practitioner.id.in_(query.practitioner_ids))
+    if query.organisation_ids:
+        statement = statement.where(Practitioner.organisation_id.in_(query.organisation_ids))
+    if query.location_ids:
+        statement = statement.where(
+            exists().where(
+                Schedule.practitioner_id == Practitioner.id, Schedule.location_id.in_(query.location_ids)
+            )
+        )
     return statement
+
+
+def words_match(column: InstrumentedAttribute[str], text: str) -> ColumnElement[bool]:
+    """Every word of ``text`` starts a word of ``column`` (case-insensitive): "ana sil" finds "Ana Silva"."""
+    value = func.lower(column)
+    return and_(
+        *(
+            or_(value.like(f"{_escape(w)}%", escape="\\"), value.like(f"% {_escape(w)}%", escape="\\"))
+            for w in text.lower().split()
+        )
+    )
 
 
 def _escape(term: str) -> str:
@@ -285,6 +340,70 @@ def get_practitioner(session: Session, principal: Principal, practitioner_id: uu
     if practitioner is None or not is_verified(session, practitioner.user_id):
         raise NotFound("No such practitioner.")
     return practitioner
+
+
+def working_hours(
+    session: Session, practitioner_ids: list[uuid.UUID], *, on: date | None = None
+) -> dict[uuid.UUID, list[Schedule]]:
+    """The weekly hours (with their locations) of several practitioners in one query, by practitioner:
+    those still valid on ``on`` (today by default), by weekday and start."""
+    if not practitioner_ids:
+        return {}
+    day = on or utcnow().date()
+    rows = session.execute(
+        select(Schedule)
+        .where(
+            Schedule.practitioner_id.in_(practitioner_ids),
+            or_(Schedule.valid_until.is_(None), Schedule.valid_until >= day),
+        )
+        .order_by(Schedule.weekday, Schedule.start_time)
+    ).scalars()
+    found: dict[uuid.UUID, list[Schedule]] = {pid: [] for pid in practitioner_ids}
+    for row in rows:
+        found[row.practitioner_id].append(row)
+    return found
+
+
+def get_location(session: Session, principal: Principal, location_id: uuid.UUID) -> Location:
+    """One location where an organisation sees patients (public directory information)."""
+    require(session, principal, Perm.DIRECTORY_READ, "directory.location")
+    location = session.get(Location, location_id)
+    if location is None:
+        raise NotFound("No such location.")
+    return location
+
+
+def search_locations(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str = "",
+    city: str = "",
+    organisation_ids: tuple[uuid.UUID, ...] = (),
+    limit: int = 20,
+    cursor: str | None = None,
+    count_total: bool = False,
+) -> Page[Location]:
+    """Locations by name (every word starts a word of the name), city (prefix, case-insensitive) and
+    organisation, ordered by name."""
+    require(session, principal, Perm.DIRECTORY_READ, "directory.locations")
+    query = select(Location)
+    if name:
+        query = query.where(words_match(Location.name, name))
+    if city:
+        query = query.where(func.lower(Location.city).like(f"{_escape(city.lower())}%", escape="\\"))
+    if organisation_ids:
+        query = query.where(Location.organisation_id.in_(organisation_ids))
+    return paginate(
+        session,
+        query,
+        sort_column=Location.name,
+        id_column=Location.id,
+        descending=False,
+        limit=limit,
+        cursor=cursor,
+        count_total=count_total,
+    )
 
 
 def practitioner_locations(session: Session, practitioner_id: uuid.UUID) -> list[Location]:

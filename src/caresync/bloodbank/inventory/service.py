@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -287,12 +288,36 @@ def list_units(
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
     now: datetime | None = None,
+    statuses: Sequence[str] | None = None,
+    components: Sequence[str] | None = None,
+    exact_dins: Sequence[str] | None = None,
+    product_codes: Sequence[str] | None = None,
+    count_total: bool = False,
 ) -> Page[BloodUnit]:
     """The organisation's units matching ``wanted``, by expiry (default: soonest first) or collection
-    (``sort`` = ``expiry``, ``collection``, or either with ``-`` for the reverse)."""
+    (``sort`` = ``expiry``, ``collection``, or either with ``-`` for the reverse).
+
+    The keyword filters narrow further (any of the values matches, an empty sequence matches nothing):
+    ``statuses`` and ``components`` (known values only, 422 otherwise), ``exact_dins`` (whole donation
+    numbers, unlike ``wanted.din`` which matches a part) and ``product_codes``; ``count_total`` fills
+    ``Page.total``."""
     org_id = staff_organisation(session, principal, LIST)
     key, descending = parse_sort(sort, dict(SORTS), "expiry")
     query = _filtered(select(BloodUnit).where(BloodUnit.organisation_id == org_id), wanted, now or utcnow())
+    for name, values, allowed, column in (
+        ("status", statuses, UNIT_STATUSES, BloodUnit.status),
+        ("component", components, COMPONENTS, BloodUnit.component),
+    ):
+        if values is None:
+            continue
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise ValidationFailed(f"Unknown {name} '{unknown[0]}'.", extra={"field": name})
+        query = query.where(column.in_(sorted(set(values))))
+    if exact_dins is not None:
+        query = query.where(BloodUnit.din.in_(sorted({re.sub(r"[\s-]", "", d).upper() for d in exact_dins})))
+    if product_codes is not None:
+        query = query.where(BloodUnit.product_code.in_(sorted({c.strip().upper() for c in product_codes})))
     return paginate(
         session,
         query,
@@ -301,6 +326,7 @@ def list_units(
         descending=descending,
         limit=limit,
         cursor=cursor,
+        count_total=count_total,
     )
 
 

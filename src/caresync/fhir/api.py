@@ -98,12 +98,12 @@ def _parse_id(resource: ResourceType, raw: str) -> Any:
         raise FhirError(404, f"{resource.name}/{raw} does not exist or is not visible to you.") from None
 
 
-async def _body(request: Request, resource_type: str) -> JSON:
-    """The request's resource, parsed and validated as FHIR R4B; 400/415 with a clear message if not."""
+def _body(request: Request, raw: bytes, resource_type: str) -> JSON:
+    """The request's resource, parsed and validated as FHIR R4B; 400/413/415 with a clear message if not.
+    Called once the caller is known, so that a request without a valid token always gets 401."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type not in JSON_TYPES:
         raise FhirError(415, f"Send the resource as {FHIR_JSON} (got '{content_type or 'nothing'}').")
-    raw = await request.body()
     if len(raw) > MAX_BODY:
         raise FhirError(413, f"The resource is larger than {MAX_BODY // 1000} kB.")
     try:
@@ -227,11 +227,11 @@ def _add_routes(app: FastAPI, resource: ResourceType) -> None:
         create = resource.create
 
         async def create_one(request: Request) -> Response:
-            body = await _body(request, name)
+            raw = await request.body()
 
             def work(ctx: FhirContext) -> Response:
                 ctx.require(name, scopes.CREATE)
-                created = create(ctx, body)
+                created = create(ctx, _body(request, raw, name))
                 location = ctx.full_url(name, created["id"])
                 return fhir_response(created, 201, {"Location": location})
 
@@ -242,13 +242,19 @@ def _add_routes(app: FastAPI, resource: ResourceType) -> None:
         update = resource.update
 
         async def update_one(request: Request, resource_id: str) -> Response:
-            body = await _body(request, name)
-            if body.get("id") != resource_id:
-                raise invalid(f"The body's id must be the id in the URL ({resource_id}).")
+            raw = await request.body()
 
             def work(ctx: FhirContext) -> Response:
                 ctx.require(name, scopes.UPDATE)
-                return fhir_response(update(ctx, _parse_id(resource, resource_id), body))
+                body = _body(request, raw, name)
+                if body.get("id") != resource_id:
+                    raise invalid(f"The body's id must be the id in the URL ({resource_id}).")
+                updated = update(ctx, _parse_id(resource, resource_id), body)
+                moved = updated["id"] != resource_id  # e.g. a rescheduled appointment is a new booking
+                return fhir_response(
+                    updated,
+                    headers={"Content-Location": ctx.full_url(name, updated["id"])} if moved else None,
+                )
 
             return await run_in_threadpool(_run, request, work)
 

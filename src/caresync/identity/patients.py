@@ -4,11 +4,12 @@ each patient's access history. Every read and write passes ``core.rbac`` and lan
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from caresync.config import get_settings
 from caresync.core import audit
@@ -68,6 +69,9 @@ CLINICIAN_ONLY_FIELDS = frozenset({"blood_group"})
 # ''), instead of reaching the NOT NULL constraint as a 500.
 NULLABLE_FIELDS = frozenset({"latitude", "longitude", "blood_group"})
 CLEARED_VALUES = {"timezone": "UTC"}  # what a cleared field becomes when it is not the empty string
+
+
+StrColumn = ColumnElement[str] | InstrumentedAttribute[str]
 
 
 def _nulls_cleared(fields: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +254,62 @@ def _visible_patients(principal: Principal) -> Select[Patient]:
     )
 
 
+def _contains(columns: Sequence[StrColumn], alternatives: Sequence[str]) -> ColumnElement[bool]:
+    """Case-insensitive "contains" of any alternative in any of the columns."""
+    likes = [f"%{term.strip().lower()}%" for term in alternatives if term.strip()]
+    return or_(false(), *(func.lower(column).like(like) for column in columns for like in likes))
+
+
+def _digits(column: StrColumn) -> ColumnElement[str]:
+    """A phone column without the separators people type (spaces, dashes, dots, brackets)."""
+    stripped: ColumnElement[str] = func.replace(column, " ", "")
+    for separator in ("-", ".", "(", ")"):
+        stripped = func.replace(stripped, separator, "")
+    return stripped
+
+
+def _phone_key(phone: str) -> str:
+    return "".join(char for char in phone if char.isdigit() or char == "+")
+
+
+def _filtered(
+    query: Select[Patient],
+    *,
+    health_ids: Sequence[str] | None,
+    names: Sequence[Sequence[str]],
+    families: Sequence[Sequence[str]],
+    givens: Sequence[Sequence[str]],
+    born_from: date | None,
+    born_before: date | None,
+    sexes: Sequence[str] | None,
+    phones: Sequence[str] | None,
+    emails: Sequence[str] | None,
+) -> Select[Patient]:
+    if health_ids is not None:
+        canonical = {c for c in (normalise_health_id(h) for h in health_ids) if c}
+        query = query.where(Patient.health_id.in_(sorted(canonical)) if canonical else false())
+    full_name = Patient.given_name + " " + Patient.family_name
+    for alternatives in names:
+        query = query.where(_contains([Patient.family_name, Patient.given_name, full_name], alternatives))
+    for alternatives in families:
+        query = query.where(_contains([Patient.family_name], alternatives))
+    for alternatives in givens:
+        query = query.where(_contains([Patient.given_name], alternatives))
+    if born_from is not None:
+        query = query.where(Patient.birth_date >= born_from)
+    if born_before is not None:
+        query = query.where(Patient.birth_date < born_before)
+    if sexes is not None:
+        query = query.where(Patient.sex.in_(sorted(set(sexes))) if sexes else false())
+    if phones is not None:
+        keys = sorted({k for k in (_phone_key(p) for p in phones) if k})
+        query = query.where(_digits(Patient.phone).in_(keys) if keys else false())
+    if emails is not None:
+        wanted = sorted({e.strip().lower() for e in emails if e.strip()})
+        query = query.where(func.lower(Patient.email).in_(wanted) if wanted else false())
+    return query
+
+
 def list_patients(
     session: Session,
     principal: Principal,
@@ -258,10 +318,51 @@ def list_patients(
     sort: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    health_ids: Sequence[str] | None = None,
+    names: Sequence[Sequence[str]] = (),
+    families: Sequence[Sequence[str]] = (),
+    givens: Sequence[Sequence[str]] = (),
+    born_from: date | None = None,
+    born_before: date | None = None,
+    sexes: Sequence[str] | None = None,
+    phones: Sequence[str] | None = None,
+    emails: Sequence[str] | None = None,
+    count_total: bool = False,
 ) -> Page[Patient]:
-    """The patients this user may see, filtered by name or Health ID."""
+    """The patients this user may see, filtered by name or Health ID (``q``).
+
+    Structured filters (the FHIR search uses them): ``health_ids``, ``sexes``, ``phones`` and ``emails``
+    match any of their values exactly (Health IDs and phones ignoring separators, emails ignoring case;
+    ``None`` means no filter, an empty list matches nothing); ``names``, ``families`` and ``givens`` are
+    groups of alternatives that must all match (any alternative of a group, contained in the name, ignoring
+    case); ``born_from`` / ``born_before`` bound the birth date (inclusive / exclusive). ``count_total``
+    fills ``Page.total``."""
     require(session, principal, Perm.PATIENT_READ, "patient.list")
-    query = _visible_patients(principal)
+    query = _filtered(
+        _visible_patients(principal),
+        health_ids=health_ids,
+        names=names,
+        families=families,
+        givens=givens,
+        born_from=born_from,
+        born_before=born_before,
+        sexes=sexes,
+        phones=phones,
+        emails=emails,
+    )
+    filtered = any(
+        (
+            health_ids is not None,
+            names,
+            families,
+            givens,
+            born_from,
+            born_before,
+            sexes is not None,
+            phones is not None,
+            emails is not None,
+        )
+    )
     term = q.strip()
     if term:
         health_id = normalise_health_id(term)
@@ -285,13 +386,14 @@ def list_patients(
         descending=desc,
         limit=limit,
         cursor=cursor,
+        count_total=count_total,
     )
     audit.record(
         session,
         principal,
         "patient.list",
         resource_type="Patient",
-        detail={"count": len(page.items), "query": bool(term)},
+        detail={"count": len(page.items), "query": bool(term) or filtered},
     )
     return page
 

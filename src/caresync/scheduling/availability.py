@@ -9,16 +9,26 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from caresync.core import audit
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, NotFound, ValidationFailed
+from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, require
 from caresync.db import utcnow
+from caresync.identity.credentials.service import verified_user_ids
 from caresync.scheduling.models import Appointment, Location, Practitioner, Schedule, TimeOff
-from caresync.scheduling.rules import HOLDS_SLOT, Interval, Slot, WeeklyHours, generate_slots
+from caresync.scheduling.rules import (
+    HOLDS_SLOT,
+    Interval,
+    Slot,
+    WeeklyHours,
+    _is_busy,
+    generate_slots,
+    merge_intervals,
+)
 
 SEARCH_HORIZON_DAYS = 180  # how far ahead "next free slot" looks
 MAX_RANGE_DAYS = 62  # the longest range one slots request may ask for
@@ -89,6 +99,59 @@ def free_slots(
     for zone, rules in by_zone.items():
         slots.update(generate_slots(rules, ZoneInfo(zone), first_day, last_day, busy=busy, not_before=now))
     return sorted(slots)
+
+
+SlotState = str  # "free", "booked" (an appointment holds the time) or "off" (leave, holiday, block)
+
+
+def slots_with_state(
+    session: Session, practitioner_id: uuid.UUID, first_day: date, last_day: date, now: datetime | None = None
+) -> list[tuple[Slot, SlotState]]:
+    """Every slot of the practitioner's weekly hours between two dates (inclusive, none before ``now``)
+    with its state: ``free`` (what :func:`free_slots` offers), ``booked`` or ``off``. Time off wins over a
+    booking when both overlap a slot."""
+    now = now or utcnow()
+    schedules = (
+        session.execute(select(Schedule).where(Schedule.practitioner_id == practitioner_id)).scalars().all()
+    )
+    by_zone: dict[str, list[WeeklyHours]] = defaultdict(list)
+    for schedule in schedules:
+        by_zone[schedule.location.timezone].append(weekly_hours(schedule))
+    if not by_zone:
+        return []
+    window_start = datetime.combine(first_day - timedelta(days=1), time(), tzinfo=now.tzinfo)
+    window_end = datetime.combine(last_day + timedelta(days=2), time(), tzinfo=now.tzinfo)
+    off = merge_intervals(
+        (a, b)
+        for a, b in session.execute(
+            select(TimeOff.starts_at, TimeOff.ends_at).where(
+                TimeOff.practitioner_id == practitioner_id,
+                TimeOff.starts_at < window_end,
+                TimeOff.ends_at > window_start,
+            )
+        ).all()
+    )
+    booked = merge_intervals(
+        (a, b)
+        for a, b in session.execute(
+            select(Appointment.start_at, Appointment.end_at).where(
+                *_holding(practitioner_id, window_start, window_end)
+            )
+        ).all()
+    )
+    off_starts, booked_starts = [a for a, _ in off], [a for a, _ in booked]
+    slots: set[Slot] = set()
+    for zone, rules in by_zone.items():
+        slots.update(generate_slots(rules, ZoneInfo(zone), first_day, last_day, not_before=now))
+    found: list[tuple[Slot, SlotState]] = []
+    for slot in sorted(slots):
+        if _is_busy(slot, off, off_starts):
+            found.append((slot, "off"))
+        elif _is_busy(slot, booked, booked_starts):
+            found.append((slot, "booked"))
+        else:
+            found.append((slot, "free"))
+    return found
 
 
 def next_free_slot(
@@ -266,3 +329,60 @@ def refresh_stale(session: Session, now: datetime) -> int:
     for practitioner_id in stale:
         refresh_next_free(session, practitioner_id, now)
     return len(stale)
+
+
+# --- schedules as a directory listing ----------------------------------------------------------------------
+
+
+def schedules_of(session: Session, practitioner_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Schedule]]:
+    """The weekly-hours rows of several practitioners at once (one query), by practitioner."""
+    found: dict[uuid.UUID, list[Schedule]] = defaultdict(list)
+    if not practitioner_ids:
+        return found
+    rows = session.execute(
+        select(Schedule)
+        .where(Schedule.practitioner_id.in_(practitioner_ids))
+        .order_by(Schedule.weekday, Schedule.start_time)
+    ).scalars()
+    for row in rows:
+        found[row.practitioner_id].append(row)
+    return found
+
+
+def list_scheduled_practitioners(
+    session: Session,
+    principal: Principal,
+    *,
+    practitioner_id: uuid.UUID | None = None,
+    location_id: uuid.UUID | None = None,
+    active: bool | None = None,
+    today: date | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    count_total: bool = False,
+) -> Page[Practitioner]:
+    """Directory practitioners (licensed) who have weekly hours, by name: optionally one practitioner, those
+    working at a location, and those whose hours are still in force on ``today`` (``active``) or not."""
+    require(session, principal, Perm.DIRECTORY_READ, "directory.read")
+    today = today or utcnow().date()
+    has_hours = select(Schedule.id).where(Schedule.practitioner_id == Practitioner.id)
+    current = has_hours.where(or_(Schedule.valid_until.is_(None), Schedule.valid_until >= today))
+    query = select(Practitioner).where(has_hours.exists(), Practitioner.user_id.in_(verified_user_ids(today)))
+    if practitioner_id is not None:
+        query = query.where(Practitioner.id == practitioner_id)
+    if location_id is not None:
+        query = query.where(has_hours.where(Schedule.location_id == location_id).exists())
+    if active is True:
+        query = query.where(current.exists())
+    elif active is False:
+        query = query.where(~current.exists())
+    return paginate(
+        session,
+        query,
+        sort_column=Practitioner.display_name,
+        id_column=Practitioner.id,
+        descending=False,
+        limit=limit,
+        cursor=cursor,
+        count_total=count_total,
+    )

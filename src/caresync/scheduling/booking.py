@@ -210,8 +210,10 @@ def list_appointments(
     descending: bool = False,
     limit: int = 50,
     cursor: str | None = None,
+    location_id: uuid.UUID | None = None,
+    count_total: bool = False,
 ) -> Page[Appointment]:
-    """Appointments in time order, filtered."""
+    """Appointments in time order, filtered (``count_total``: the page carries the number of matches)."""
     if principal.role != "patient" and not has_perm(principal, Perm.APPOINTMENT_MANAGE):
         require(session, principal, Perm.APPOINTMENT_BOOK, "appointment.list")
     query = visible_appointments(principal)
@@ -229,6 +231,8 @@ def list_appointments(
         query = query.where(Appointment.practitioner_id == practitioner_id)
     if patient_id:
         query = query.where(Appointment.patient_id == patient_id)
+    if location_id:
+        query = query.where(Appointment.location_id == location_id)
     page = paginate(
         session,
         query,
@@ -237,6 +241,7 @@ def list_appointments(
         descending=descending,
         limit=limit,
         cursor=cursor,
+        count_total=count_total,
     )
     listed = {a.patient_id for a in page.items}
     audit.record(
@@ -248,6 +253,24 @@ def list_appointments(
         detail={"count": len(page.items)},
     )
     return page
+
+
+def patient_appointments(session: Session, principal: Principal, patient_id: uuid.UUID) -> list[Appointment]:
+    """All of one patient's appointments the principal may see, in time order, in one query (a patient's
+    whole record, e.g. FHIR ``Patient/$everything``); audited once."""
+    if principal.role != "patient" and not has_perm(principal, Perm.APPOINTMENT_MANAGE):
+        require(session, principal, Perm.APPOINTMENT_BOOK, "appointment.list")
+    query = visible_appointments(principal).where(Appointment.patient_id == patient_id)
+    found = list(session.execute(query.order_by(Appointment.start_at, Appointment.id)).scalars())
+    audit.record(
+        session,
+        principal,
+        "appointment.list",
+        resource_type="Appointment",
+        patient_id=patient_id,
+        detail={"count": len(found)},
+    )
+    return found
 
 
 # --- changing ----------------------------------------------------------------------------------------------

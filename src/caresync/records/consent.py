@@ -37,6 +37,7 @@ from caresync.records.rules import (
     grant_status,
     parse_categories,
 )
+from caresync.scheduling.models import Practitioner
 
 ALL_CATEGORIES = frozenset(CATEGORIES)
 
@@ -218,6 +219,63 @@ def list_consents(session: Session, principal: Principal, patient_id: uuid.UUID)
         .order_by(RecordConsent.created_at.desc())
     )
     return list(session.execute(query).scalars())
+
+
+def get_consent(session: Session, principal: Principal, consent_id: uuid.UUID) -> RecordConsent:
+    """One consent, for whoever may list the patient's consents (404 otherwise, audited)."""
+    consent = session.get(RecordConsent, consent_id)
+    if consent is None:
+        audit.record_and_commit(
+            session,
+            principal,
+            "consent.read",
+            outcome="denied",
+            resource_type="RecordConsent",
+            resource_id=consent_id,
+        )
+        raise NotFound("No such consent.")
+    try:
+        authorize_patient(session, principal, consent.patient_id, Perm.PATIENT_READ, "consent.read")
+    except NotFound:
+        raise NotFound("No such consent.") from None
+    return consent
+
+
+@dataclass(frozen=True)
+class Grantee:
+    """Who a consent names: a practitioner (with their directory profile, if any) or an organisation."""
+
+    name: str
+    user_id: uuid.UUID | None = None
+    practitioner_id: uuid.UUID | None = None  # the practitioner's directory profile
+    organisation_id: uuid.UUID | None = None
+
+
+def grantees(session: Session, consents: list[RecordConsent]) -> dict[uuid.UUID, Grantee]:
+    """The grantee of each consent, by consent id (two queries, however many consents)."""
+    user_ids = {c.grantee_user_id for c in consents if c.grantee_user_id is not None}
+    org_ids = {c.grantee_organisation_id for c in consents if c.grantee_organisation_id is not None}
+    users: dict[uuid.UUID, tuple[str, uuid.UUID | None]] = {}
+    if user_ids:
+        query = (
+            select(User.id, User.full_name, Practitioner.id)
+            .outerjoin(Practitioner, Practitioner.user_id == User.id)
+            .where(User.id.in_(user_ids))
+        )
+        users = {user_id: (name, profile) for user_id, name, profile in session.execute(query)}
+    orgs: dict[uuid.UUID, str] = {}
+    if org_ids:
+        query_orgs = select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))
+        orgs = {row.id: row.name for row in session.execute(query_orgs)}
+    found: dict[uuid.UUID, Grantee] = {}
+    for consent in consents:
+        if consent.grantee_user_id is not None:
+            name, profile = users.get(consent.grantee_user_id, ("", None))
+            found[consent.id] = Grantee(name, user_id=consent.grantee_user_id, practitioner_id=profile)
+        elif consent.grantee_organisation_id is not None:
+            name = orgs.get(consent.grantee_organisation_id, "")
+            found[consent.id] = Grantee(name, organisation_id=consent.grantee_organisation_id)
+    return found
 
 
 def consent_status(consent: RecordConsent) -> str:

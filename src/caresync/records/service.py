@@ -10,12 +10,13 @@ import io
 import json
 import uuid
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
 
 from caresync.core import audit, signing, storage
 from caresync.core.auth import Principal
@@ -35,6 +36,7 @@ from caresync.records.rules import (
     parse_categories,
 )
 from caresync.scheduling import booking as scheduling
+from caresync.scheduling.models import Practitioner
 
 CLIENT_CLOCK_SKEW = timedelta(minutes=10)
 OPENSSL_COMMAND = (
@@ -307,6 +309,9 @@ class TimelineFilter:
     uploaded_by: uuid.UUID | None = None
     date_from: date | None = None
     date_to: date | None = None
+    created_from: datetime | None = None  # when the record was added: from (inclusive) …
+    created_before: datetime | None = None  # … until (exclusive)
+    superseded: bool | None = None  # True: only versions a correction replaced; False: only current ones
 
 
 @dataclass(frozen=True)
@@ -327,9 +332,10 @@ def timeline(
     *,
     limit: int = 50,
     cursor: str | None = None,
+    count_total: bool = False,
 ) -> Timeline:
     """The patient's records the principal may read, newest first, one page at a time (superseded
-    versions included and marked)."""
+    versions included and marked). With ``count_total`` the page also counts every match."""
     scope = read_scope(session, principal, patient_id, "record.list")
     try:
         wanted = parse_categories(filters.categories) or frozenset(CATEGORIES)
@@ -346,6 +352,14 @@ def timeline(
         query = query.where(HealthRecord.recorded_on >= filters.date_from)
     if filters.date_to is not None:
         query = query.where(HealthRecord.recorded_on <= filters.date_to)
+    if filters.created_from is not None:
+        query = query.where(HealthRecord.created_at >= filters.created_from)
+    if filters.created_before is not None:
+        query = query.where(HealthRecord.created_at < filters.created_before)
+    if filters.superseded is not None:
+        newer = aliased(HealthRecord)
+        replaced = exists().where(newer.supersedes_id == HealthRecord.id)
+        query = query.where(replaced if filters.superseded else ~replaced)
     page = paginate(
         session,
         query,
@@ -354,6 +368,7 @@ def timeline(
         descending=True,
         limit=limit,
         cursor=cursor,
+        count_total=count_total,
     )
     audit.record(
         session,
@@ -374,6 +389,142 @@ def uploader_names(session: Session, records: list[HealthRecord]) -> dict[uuid.U
         return {}
     rows = session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
     return {row.id: row.full_name for row in rows}
+
+
+@dataclass(frozen=True)
+class Uploader:
+    """Who added a record: their name and role, and the profile that stands for them elsewhere (their
+    directory profile for a practitioner, their own patient profile for a patient)."""
+
+    name: str
+    role: str
+    practitioner_id: uuid.UUID | None = None
+    patient_id: uuid.UUID | None = None
+
+
+def uploader_details(
+    session: Session, records: Sequence[HealthRecord | RecordSummary]
+) -> dict[uuid.UUID, Uploader]:
+    """Whoever uploaded ``records``, by user id (one query, however many records)."""
+    ids = {r.uploaded_by for r in records}
+    if not ids:
+        return {}
+    query = (
+        select(User.id, User.full_name, User.role, Practitioner.id, Patient.id)
+        .outerjoin(Practitioner, Practitioner.user_id == User.id)
+        .outerjoin(Patient, Patient.user_id == User.id)
+        .where(User.id.in_(ids))
+    )
+    return {
+        user_id: Uploader(name, str(role), practitioner_id, patient_id)
+        for user_id, name, role, practitioner_id, patient_id in session.execute(query)
+    }
+
+
+def uploader_user_id(session: Session, resource_type: str, profile_id: uuid.UUID) -> uuid.UUID | None:
+    """The user behind a practitioner's directory profile or a patient's profile (``None``: no such user),
+    to filter the timeline by who uploaded."""
+    if resource_type == "Practitioner":
+        return session.execute(
+            select(Practitioner.user_id).where(Practitioner.id == profile_id)
+        ).scalar_one_or_none()
+    return session.execute(select(Patient.user_id).where(Patient.id == profile_id)).scalar_one_or_none()
+
+
+def readable_predecessors(
+    session: Session, scope: ReadScope, records: Sequence[HealthRecord | RecordSummary]
+) -> set[uuid.UUID]:
+    """The versions ``records`` correct that the reader's ``scope`` covers (one query)."""
+    ids = {r.supersedes_id for r in records if r.supersedes_id is not None}
+    if not ids:
+        return set()
+    rows = session.execute(select(HealthRecord.id, HealthRecord.category).where(HealthRecord.id.in_(ids)))
+    return {record_id for record_id, category in rows if scope.allows(category)}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSummary:
+    """What a listing shows of a record, without its manifest, signature or key (cheap to load)."""
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    category: str
+    title: str
+    recorded_on: date
+    media_type: str
+    size: int
+    uploaded_by: uuid.UUID
+    supersedes_id: uuid.UUID | None
+    appointment_id: uuid.UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WholeRecord:
+    """Every record of a patient the reader may see, newest first, and which of them were corrected."""
+
+    records: list[RecordSummary]
+    scope: ReadScope
+    superseded: set[uuid.UUID]
+
+
+def whole_record(session: Session, principal: Principal, patient_id: uuid.UUID) -> WholeRecord:
+    """All of the patient's records the principal may read, at once (for exports such as FHIR's
+    ``$everything``): two queries however long the record, no file read, one audit entry."""
+    scope = read_scope(session, principal, patient_id, "record.list")
+    query = (
+        select(
+            HealthRecord.id,
+            HealthRecord.category,
+            HealthRecord.title,
+            HealthRecord.recorded_on,
+            HealthRecord.media_type,
+            HealthRecord.size,
+            HealthRecord.uploaded_by,
+            HealthRecord.supersedes_id,
+            HealthRecord.appointment_id,
+            HealthRecord.created_at,
+        )
+        .where(HealthRecord.patient_id == patient_id, HealthRecord.category.in_(sorted(scope.categories)))
+        .order_by(HealthRecord.recorded_on.desc(), HealthRecord.id.desc())
+    )
+    records = [
+        RecordSummary(
+            id=row.id,
+            patient_id=patient_id,
+            category=row.category,
+            title=row.title,
+            recorded_on=row.recorded_on,
+            media_type=row.media_type,
+            size=row.size,
+            uploaded_by=row.uploaded_by,
+            supersedes_id=row.supersedes_id,
+            appointment_id=row.appointment_id,
+            created_at=row.created_at,
+        )
+        for row in session.execute(query)
+    ]
+    replaced = select(HealthRecord.supersedes_id).where(
+        HealthRecord.patient_id == patient_id, HealthRecord.supersedes_id.is_not(None)
+    )
+    superseded = {old for old in session.execute(replaced).scalars() if old is not None}
+    audit.record(
+        session,
+        principal,
+        "record.list",
+        patient_id=patient_id,
+        resource_type="HealthRecord",
+        detail={"count": len(records), "access": scope.access.value, "all": True},
+        flagged=scope.break_glass,
+    )
+    return WholeRecord(records, scope, superseded)
+
+
+def read_with_scope(
+    session: Session, principal: Principal, record_id: uuid.UUID
+) -> tuple[HealthRecord, ReadScope]:
+    """One record and the reader's scope over its patient (404 otherwise; audited like :func:`get`)."""
+    return _readable(session, principal, record_id, "record.read")
 
 
 def uploaders(session: Session, principal: Principal, patient_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, lazyload, selectinload
 
 from caresync.core import audit, localtime
 from caresync.core.auth import Principal
@@ -597,21 +598,39 @@ def list_prescriptions(
     status: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    statuses: Collection[str] | None = None,
+    prescriber_id: uuid.UUID | None = None,
+    medication_codes: Collection[str] | None = None,
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
+    count_total: bool = False,
 ) -> Page[Prescription]:
     """One page of the patient's prescriptions, newest first; ``status`` is one status or a group
     (``open``: draft, active, on hold; ``closed``: completed, stopped, cancelled). Patients do not see
-    drafts."""
+    drafts.
+
+    Further filters (all optional, combined with AND): ``statuses`` (any of these statuses),
+    ``prescriber_id``, ``medication_codes`` (any of these formulary codes) and the creation time in
+    ``[created_from, created_before)``. ``count_total`` fills ``Page.total``."""
     action = "prescription.list"
     if status is not None and status not in STATUSES and status not in STATUS_GROUPS:
         allowed = ", ".join((*STATUSES, *STATUS_GROUPS))
         raise ValidationFailed(f"Filter by one of: {allowed}.", extra={"field": "status"})
     scope = medication_scope(session, principal, patient_id, action)
-    statuses = set(STATUS_GROUPS.get(status or "", {status} if status else STATUSES))
+    wanted = set(STATUS_GROUPS.get(status or "", {status} if status else STATUSES))
+    if statuses is not None:
+        wanted &= set(statuses)
     if scope.access is Access.SELF:
-        statuses.discard(Status.DRAFT.value)
-    query = select(Prescription).where(
-        Prescription.patient_id == patient_id, Prescription.status.in_(statuses)
-    )
+        wanted.discard(Status.DRAFT.value)
+    query = select(Prescription).where(Prescription.patient_id == patient_id, Prescription.status.in_(wanted))
+    if prescriber_id is not None:
+        query = query.where(Prescription.prescriber_id == prescriber_id)
+    if medication_codes is not None:
+        query = query.where(Prescription.medication_code.in_(set(medication_codes)))
+    if created_from is not None:
+        query = query.where(Prescription.created_at >= created_from)
+    if created_before is not None:
+        query = query.where(Prescription.created_at < created_before)
     page = paginate(
         session,
         query,
@@ -620,6 +639,7 @@ def list_prescriptions(
         descending=True,
         limit=limit,
         cursor=cursor,
+        count_total=count_total,
     )
     audit.record(
         session,
@@ -631,6 +651,40 @@ def list_prescriptions(
         flagged=scope.break_glass,
     )
     return page
+
+
+# Loading many prescriptions at once: the patient and prescribers once each (not joined into every row); the
+# organisation when asked for.
+BULK_LOAD = (
+    selectinload(Prescription.patient),
+    selectinload(Prescription.prescriber),
+    lazyload(Prescription.organisation),
+)
+
+
+def all_prescriptions(
+    session: Session, principal: Principal, patient_id: uuid.UUID, action: str = "prescription.export"
+) -> list[Prescription]:
+    """Every prescription of the patient the principal may read (patients do not see drafts), newest
+    first, in one query and one audit entry: for exports such as FHIR ``Patient/$everything``. 404
+    (audited) when the principal may not read the patient's medications."""
+    scope = medication_scope(session, principal, patient_id, action)
+    query = select(Prescription).where(Prescription.patient_id == patient_id).options(*BULK_LOAD)
+    if scope.access is Access.SELF:
+        query = query.where(Prescription.status != Status.DRAFT.value)
+    found = list(
+        session.execute(query.order_by(Prescription.created_at.desc(), Prescription.id.desc())).scalars()
+    )
+    audit.record(
+        session,
+        principal,
+        action,
+        patient_id=patient_id,
+        resource_type="MedicationRequest",
+        detail={"count": len(found), "access": scope.access.value},
+        flagged=scope.break_glass,
+    )
+    return found
 
 
 def dispenses(session: Session, prescription: Prescription) -> list[Dispense]:

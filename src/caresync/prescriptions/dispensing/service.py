@@ -18,12 +18,13 @@ the dispense (pharmacies have no time zone of their own yet).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -31,14 +32,15 @@ from caresync.core import audit, notify, signing
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
-from caresync.core.rbac import Perm, require
+from caresync.core.rbac import Perm, has_perm, require
 from caresync.db import utcnow
 from caresync.identity.credentials import service as credentials
-from caresync.identity.models import Patient
-from caresync.prescriptions.access import readable_prescription
+from caresync.identity.models import Patient, User
+from caresync.prescriptions.access import medication_scope, readable_prescription
 from caresync.prescriptions.dispensing import qr
 from caresync.prescriptions.models import Dispense, Prescription
 from caresync.prescriptions.rules import Status, fills_allowed, fills_left, refills_left
+from caresync.prescriptions.service import BULK_LOAD
 
 VERIFY = "prescription.verify"
 DISPENSE = "prescription.dispense"
@@ -126,6 +128,7 @@ class DispenseRow:
 
     dispense: Dispense
     prescription: Prescription
+    pharmacist_name: str = ""  # filled by the listings that name who dispensed
 
     @property
     def patient(self) -> Patient:
@@ -296,28 +299,188 @@ def dispense(
     return row
 
 
+@dataclass(frozen=True)
+class DispenseFilters:
+    """Optional filters of a dispense listing (AND): one prescription, one patient, and the moment of the
+    dispense in ``[dispensed_from, dispensed_before)``."""
+
+    patient_id: uuid.UUID | None = None
+    prescription_id: uuid.UUID | None = None
+    dispensed_from: datetime | None = None
+    dispensed_before: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        """``query`` (over :class:`Dispense`) narrowed by these filters."""
+        if self.patient_id is not None:
+            query = query.where(Dispense.patient_id == self.patient_id)
+        if self.prescription_id is not None:
+            query = query.where(Dispense.prescription_id == self.prescription_id)
+        if self.dispensed_from is not None:
+            query = query.where(Dispense.dispensed_at >= self.dispensed_from)
+        if self.dispensed_before is not None:
+            query = query.where(Dispense.dispensed_at < self.dispensed_before)
+        return query
+
+
 def pharmacy_dispenses(
-    session: Session, principal: Principal, cursor: str | None = None, limit: int = 20
+    session: Session,
+    principal: Principal,
+    cursor: str | None = None,
+    limit: int = 20,
+    *,
+    filters: DispenseFilters | None = None,
+    count_total: bool = False,
 ) -> Page[DispenseRow]:
-    """The pharmacist's pharmacy's dispenses, newest first (audited as one listing)."""
+    """The pharmacist's pharmacy's dispenses, newest first (audited as one listing), optionally narrowed
+    by ``filters``; ``count_total`` fills ``Page.total``."""
     require_licensed_pharmacist(session, principal, "dispense.list")
+    query = (filters or DispenseFilters()).apply(
+        select(Dispense).where(Dispense.pharmacy_id == principal.organisation_id)
+    )
     page = paginate(
         session,
-        select(Dispense).where(Dispense.pharmacy_id == principal.organisation_id),
+        query,
         sort_column=Dispense.dispensed_at,
         id_column=Dispense.id,
         descending=True,
         limit=limit,
         cursor=cursor,
+        count_total=count_total,
     )
     ids = {d.prescription_id for d in page.items}
-    prescriptions = {
-        p.id: p for p in session.execute(select(Prescription).where(Prescription.id.in_(ids))).scalars()
-    }
     audit.record(
         session, principal, "dispense.list", resource_type="MedicationDispense", detail={"count": len(ids)}
     )
-    return Page([DispenseRow(d, prescriptions[d.prescription_id]) for d in page.items], page.next_cursor)
+    return Page(_rows(session, page.items), page.next_cursor, page.total)
+
+
+def _rows(
+    session: Session, found: Sequence[Dispense], patient_id: uuid.UUID | None = None
+) -> list[DispenseRow]:
+    """Dispenses with their prescriptions and pharmacists' names (two queries, whatever the number; with
+    ``patient_id``, all of whose dispenses ``found`` are, the prescriptions are loaded by patient)."""
+    if patient_id is not None:
+        where = Prescription.patient_id == patient_id
+    else:
+        where = Prescription.id.in_({d.prescription_id for d in found})
+    query = select(Prescription).where(where).options(*BULK_LOAD)
+    prescriptions = {p.id: p for p in session.execute(query).scalars()}
+    pharmacist_ids = {d.pharmacist_id for d in found}
+    names: dict[uuid.UUID, str] = {
+        row.id: row.full_name
+        for row in session.execute(select(User.id, User.full_name).where(User.id.in_(pharmacist_ids)))
+    }
+    return [DispenseRow(d, prescriptions[d.prescription_id], names.get(d.pharmacist_id, "")) for d in found]
+
+
+def is_pharmacist(principal: Principal) -> bool:
+    """Whether the principal dispenses (sees dispenses through their pharmacy, not the patient's record)."""
+    return has_perm(principal, Perm.DISPENSE)
+
+
+def visible_dispenses(
+    session: Session,
+    principal: Principal,
+    *,
+    filters: DispenseFilters,
+    limit: int = 20,
+    cursor: str | None = None,
+    count_total: bool = False,
+) -> Page[DispenseRow]:
+    """Dispenses the principal may see, newest first. Pharmacists see their pharmacy's dispenses
+    (:func:`pharmacy_dispenses`); anyone else sees one patient's (``filters.patient_id`` is required), when
+    they may read that patient's medications (the patient, their care team under consent, break-glass
+    flagged): 404 (audited) otherwise. Audited as one listing."""
+    if is_pharmacist(principal):
+        return pharmacy_dispenses(session, principal, cursor, limit, filters=filters, count_total=count_total)
+    if filters.patient_id is None:
+        raise ValidationFailed("Say whose dispenses: patient_id.", extra={"field": "patient_id"})
+    action = "dispense.list"
+    scope = medication_scope(session, principal, filters.patient_id, action)
+    page = paginate(
+        session,
+        filters.apply(select(Dispense)),
+        sort_column=Dispense.dispensed_at,
+        id_column=Dispense.id,
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+        count_total=count_total,
+    )
+    audit.record(
+        session,
+        principal,
+        action,
+        patient_id=filters.patient_id,
+        resource_type="MedicationDispense",
+        detail={"count": len(page.items), "access": scope.access.value},
+        flagged=scope.break_glass,
+    )
+    return Page(_rows(session, page.items), page.next_cursor, page.total)
+
+
+def patient_dispenses(
+    session: Session, principal: Principal, patient_id: uuid.UUID, action: str = "dispense.export"
+) -> list[DispenseRow]:
+    """Every dispense of the patient, newest first, for a principal who may read the patient's medications
+    (404, audited, otherwise): for exports such as FHIR ``Patient/$everything``. Three queries and one
+    audit entry, however many dispenses there are."""
+    scope = medication_scope(session, principal, patient_id, action)
+    found = list(
+        session.execute(
+            select(Dispense)
+            .where(Dispense.patient_id == patient_id)
+            .order_by(Dispense.dispensed_at.desc(), Dispense.id.desc())
+        ).scalars()
+    )
+    audit.record(
+        session,
+        principal,
+        action,
+        patient_id=patient_id,
+        resource_type="MedicationDispense",
+        detail={"count": len(found), "access": scope.access.value},
+        flagged=scope.break_glass,
+    )
+    return _rows(session, found, patient_id)
+
+
+def visible_dispense(session: Session, principal: Principal, dispense_id: uuid.UUID) -> DispenseRow:
+    """One dispense: for pharmacists, one of their pharmacy's (:func:`pharmacy_dispense`); for anyone
+    else, one of a patient whose medications they may read. 404 (audited) otherwise; the read is
+    audited (flagged under break-glass)."""
+    if is_pharmacist(principal):
+        row = pharmacy_dispense(session, principal, dispense_id)
+        return _rows(session, [row.dispense])[0]
+    action = "dispense.read"
+    found = session.get(Dispense, dispense_id)
+    scope = None
+    if found is not None:
+        try:
+            scope = medication_scope(session, principal, found.patient_id, action)
+        except NotFound:
+            scope = None
+    if found is None or scope is None:
+        audit.record_and_commit(
+            session,
+            principal,
+            action,
+            outcome="denied",
+            resource_type="MedicationDispense",
+            resource_id=dispense_id,
+        )
+        raise NotFound("No such dispense.")
+    audit.record(
+        session,
+        principal,
+        action,
+        patient_id=found.patient_id,
+        resource_type="MedicationDispense",
+        resource_id=found.id,
+        detail={"access": scope.access.value},
+        flagged=scope.break_glass,
+    )
+    return _rows(session, [found])[0]
 
 
 def pharmacy_dispense(session: Session, principal: Principal, dispense_id: uuid.UUID) -> DispenseRow:

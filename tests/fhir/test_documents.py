@@ -1,5 +1,5 @@
 """DocumentReference and Consent through the FHIR API: the mapping and its code tables, consent deciding
-what a clinician sees (a revoked consent hides documents again), create (then the file at the platform URL)
+what a clinician sees (a revoked consent hides documents again), create (then the file as a Binary)
 and corrections, every search parameter, paging, scopes, ``$everything`` (5,000 records well under a
 second) and the Consent resource."""
 
@@ -155,7 +155,7 @@ def test_code_tables_map_every_domain_value_to_an_allowed_code() -> None:
 # --- mapping, create and the platform URL -------------------------------------------------------------------
 
 
-def test_a_document_created_through_fhir_maps_fully_and_its_file_is_at_the_platform_url(
+def test_a_document_created_through_fhir_maps_fully_and_its_file_is_a_binary(
     fhir: FhirApi, client: TestClient, make: Any, sign_in: Any, tx: Any
 ) -> None:
     patient = make.patient_user()
@@ -183,12 +183,15 @@ def test_a_document_created_through_fhir_maps_fully_and_its_file_is_at_the_platf
     assert attachment["contentType"] == "application/pdf"
     assert attachment["size"] == len(content)
     assert attachment["title"] == "Kidney panel"
-    assert attachment["url"] == f"http://testserver{R}/{doc['id']}/file"
+    assert attachment["url"] == f"http://testserver/fhir/R4/Binary/{doc['id']}"
     assert "data" not in attachment
     assert "hash" not in attachment  # FHIR wants SHA-1 of the bytes: that would mean decrypting every file
-    downloaded = client.get(attachment["url"], headers=headers)
+    downloaded = fhir.get(attachment["url"], headers)
     assert downloaded.status_code == 200
-    assert downloaded.content == content
+    binary = downloaded.json()
+    assert binary["contentType"] == "application/pdf"
+    assert binary["securityContext"] == {"reference": f"DocumentReference/{doc['id']}"}
+    assert base64.b64decode(binary["data"]) == content
     with tx() as s:
         actions = s.execute(
             select(AuditEntry.action).where(
@@ -348,6 +351,7 @@ def test_consent_decides_what_a_clinician_sees_and_a_revoked_consent_hides_docum
     lab = fhir.get(f"DocumentReference/{chart['docs']['lab']['id']}", outsider)
     assert lab.status_code == 404
     assert lab.json()["issue"][0]["code"] == "not-found"
+    assert fhir.get(f"Binary/{chart['docs']['lab']['id']}", outsider).status_code == 404  # nor its file
     correction = {**chart["docs"]["lab"], "description": "Changed by someone else"}
     put = fhir.put(f"DocumentReference/{correction['id']}", correction, outsider)
     assert put.status_code == 404  # hidden looks like missing, for updates too
@@ -365,12 +369,15 @@ def test_a_patient_app_sees_only_its_patient_and_scopes_limit_types(
     other = make.patient_user()
     theirs = create(fhir, sign_in(other), other.patient_id)
     assert fhir.get(f"DocumentReference/{theirs['id']}", app).status_code == 404
+    assert fhir.get(f"Binary/{theirs['id']}", app).status_code == 404
+    assert fhir.get(f"Binary/{chart['docs']['lab']['id']}", app).json()["resourceType"] == "Binary"
     assert fhir.get("DocumentReference", app, params={"patient": str(other.patient_id)}).status_code == 404
     narrow = app_token(chart["headers"], "patient/Patient.read")
     denied = fhir.get("DocumentReference", narrow)
     assert denied.status_code == 403
     assert denied.json()["issue"][0]["code"] == "forbidden"
     assert fhir.get("Consent", narrow).status_code == 403
+    assert fhir.get(f"Binary/{chart['docs']['lab']['id']}", narrow).status_code == 403
 
 
 def test_a_clinician_must_name_the_patient(fhir: FhirApi, chart: dict[str, Any], sign_in: Any) -> None:

@@ -1,9 +1,10 @@
 """DocumentReference (the records of ``caresync.records``) and Consent (the patient's record consents).
 
 A health record is a signed, stored file: it maps to a DocumentReference whose attachment points at the
-platform's content URL (``/api/v1/records/{id}/file``, for the user's own session; app tokens are limited
-to the FHIR API). Records are never edited: a correction is a new version that supersedes the old one, so
-the old one reads ``status: superseded`` and the new one ``relatesTo: replaces`` it. Creating a
+file as a FHIR ``Binary`` (``Binary/{id}``, the same id; readable with the same token and scopes as the
+document, and audited as a download). Records are never edited: a correction is a new version that
+supersedes the old one, so the old one reads ``status: superseded`` and the new one ``relatesTo: replaces``
+it. Creating a
 DocumentReference uploads a record through the same service as the app (size and type checks, consent and
 care rules, the signed manifest); updating one (PUT) is a correction: a new version replaces the one at
 that id, and the answer is the new version (with its own id).
@@ -43,7 +44,6 @@ from caresync.records.consent import ReadScope, read_scope
 from caresync.records.models import HealthRecord, RecordConsent
 from caresync.records.rules import CATEGORIES, FILE_TYPES, SENSITIVE_CATEGORIES
 
-FHIR_PATH = "/fhir/R4"
 CATEGORY_SYSTEM = "urn:caresync:record-category"
 LOINC = "http://loinc.org"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
@@ -89,13 +89,22 @@ def type_concept(category: str) -> JSON:
     return concept
 
 
-def _platform(ctx: FhirContext) -> str:
-    return ctx.base_url.removesuffix(FHIR_PATH)
-
-
 def content_url(ctx: FhirContext, record_id: uuid.UUID) -> str:
-    """The platform's URL of the record's file (absolute, on the host the client reached)."""
-    return f"{_platform(ctx)}/api/v1/records/{record_id}/file"
+    """The absolute URL of the record's file as a FHIR Binary."""
+    return ctx.full_url("Binary", record_id)
+
+
+def read_binary(ctx: FhirContext, record_id: uuid.UUID) -> JSON:
+    """The record's file as a Binary (base64), under the same consent rule as its DocumentReference;
+    audited as a download by the records service."""
+    record, data = service.content(ctx.session, ctx.principal, record_id)
+    return {
+        "resourceType": "Binary",
+        "id": str(record.id),
+        "contentType": record.media_type,
+        "securityContext": reference("DocumentReference", record.id),
+        "data": base64.b64encode(data).decode("ascii"),
+    }
 
 
 def _author(record: HealthRecord | service.RecordSummary, uploader: service.Uploader | None) -> JSON | None:
@@ -152,7 +161,7 @@ def to_fhir(
         resource["relatesTo"] = [{"code": "replaces", "target": target}]
     attachment: JSON = {
         "contentType": record.media_type,
-        "url": f"{_platform(ctx)}/api/v1/records/{record.id}/file",
+        "url": content_url(ctx, record.id),
         "size": record.size,
         "creation": recorded_on,
     }
@@ -696,7 +705,7 @@ RESOURCES = (
     ResourceType(
         name="DocumentReference",
         documentation="The patient's health records (signed, stored files); the attachment url is the file "
-        "on the platform API. A correction is a new version: create one with relatesTo replaces, or PUT to "
+        "as a Binary. A correction is a new version: create one with relatesTo replaces, or PUT to "
         "the old id (the answer is the new version). Consent decides which categories a clinician sees.",
         read=read_document,
         search=search_documents,
@@ -728,5 +737,11 @@ RESOURCES = (
             SearchParam("actor", "reference", "The grantee: Practitioner/<id> or Organization/<id>."),
         ),
         includes=("Consent:patient",),
+    ),
+    ResourceType(
+        name="Binary",
+        documentation="The file of a DocumentReference (same id), base64 in JSON; readable by whoever may "
+        "read the document, and audited as a download.",
+        read=read_binary,
     ),
 )

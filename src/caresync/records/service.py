@@ -457,6 +457,7 @@ class RecordSummary:
     supersedes_id: uuid.UUID | None
     appointment_id: uuid.UUID | None
     created_at: datetime
+    measurements: dict[str, float] | None = None  # vital signs, for vital-sign records
 
 
 @dataclass(frozen=True)
@@ -484,6 +485,7 @@ def whole_record(session: Session, principal: Principal, patient_id: uuid.UUID) 
             HealthRecord.supersedes_id,
             HealthRecord.appointment_id,
             HealthRecord.created_at,
+            HealthRecord.measurements,
         )
         .where(HealthRecord.patient_id == patient_id, HealthRecord.category.in_(sorted(scope.categories)))
         .order_by(HealthRecord.recorded_on.desc(), HealthRecord.id.desc())
@@ -501,6 +503,7 @@ def whole_record(session: Session, principal: Principal, patient_id: uuid.UUID) 
             supersedes_id=row.supersedes_id,
             appointment_id=row.appointment_id,
             created_at=row.created_at,
+            measurements=row.measurements,
         )
         for row in session.execute(query)
     ]

@@ -182,7 +182,7 @@ def blood_group(patient: Patient) -> JSON:
     )
 
 
-def vital_signs(record: HealthRecord, *, superseded: bool = False) -> list[JSON]:
+def vital_signs(record: HealthRecord | records.RecordSummary, *, superseded: bool = False) -> list[JSON]:
     """The Observations of one vital-signs record, in a fixed order (blood pressure first)."""
     values: dict[str, float] = dict(record.measurements or {})
     status = STATUS_CORRECTION if record.supersedes_id is not None else STATUS_CURRENT

@@ -106,7 +106,9 @@ def paginate(
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}.")
     total = None
     if count_total:
-        total = session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+        total = session.execute(
+            select(func.count()).select_from(query.order_by(None).subquery())
+        ).scalar_one()
     if cursor:
         last_value, last_id = _decode(cursor)
         last_value = _coerce(sort_column, last_value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -440,6 +440,14 @@ def profile_for_user(session: Session, user_id: uuid.UUID | None) -> Practitione
     if user_id is None:
         return None
     return session.execute(select(Practitioner).where(Practitioner.user_id == user_id)).scalar_one_or_none()
+
+
+def profile_ids_for_users(session: Session, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """The directory profile id of each of these users who has one (one query)."""
+    if not user_ids:
+        return {}
+    query = select(Practitioner.user_id, Practitioner.id).where(Practitioner.user_id.in_(set(user_ids)))
+    return {user_id: profile_id for user_id, profile_id in session.execute(query) if user_id is not None}
 
 
 def search_text_for(display_name: str, title: str, specialties: list[str], bio: str) -> str:

@@ -403,17 +403,15 @@ def to_fhir(entry: AuditEntry, actor_links: dict[uuid.UUID, str] | None = None) 
 
 def _actor_links(ctx: FhirContext, entries: list[AuditEntry]) -> dict[uuid.UUID, str]:
     """References for the people who acted: patients to their Patient, staff with a directory profile to
-    their Practitioner (one query for the patients, one per distinct member of staff)."""
+    their Practitioner (one query each)."""
     patients = {e.actor_id for e in entries if e.actor_id is not None and e.actor_role == "patient"}
     links = {
         user_id: f"Patient/{patient_id}"
         for user_id, patient_id in access_log.patient_ids_of_users(ctx.session, patients).items()
     }
     staff = {e.actor_id for e in entries if e.actor_id is not None and e.actor_role in PRACTITIONER_ROLES}
-    for user_id in staff:
-        profile = directory.profile_for_user(ctx.session, user_id)
-        if profile is not None:
-            links[user_id] = f"Practitioner/{profile.id}"
+    for user_id, profile_id in directory.profile_ids_for_users(ctx.session, staff).items():
+        links[user_id] = f"Practitioner/{profile_id}"
     return links
 
 

@@ -246,9 +246,11 @@ class Lookups:
     profiles of users (prescribers, pharmacists; one without a profile is named by ``display`` only) and
     each prescription's Dosage (shared by its dispenses)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, users: Iterable[uuid.UUID] = ()) -> None:
         self.session = session
-        self.profiles: dict[uuid.UUID, uuid.UUID | None] = {}
+        wanted = set(users)
+        found = directory.profile_ids_for_users(session, wanted)  # one query for a whole page
+        self.profiles: dict[uuid.UUID, uuid.UUID | None] = {u: found.get(u) for u in wanted}
         self.dosages: dict[uuid.UUID, JSON] = {}
 
     def dosage(self, p: Prescription) -> JSON:
@@ -405,7 +407,7 @@ def search_requests(ctx: FhirContext, query: SearchQuery) -> SearchResult:
         )
     except NotFound:  # a patient this caller may not see: hidden looks like absent
         return SearchResult(resources=[], total=0)
-    lookups = Lookups(ctx.session)
+    lookups = Lookups(ctx.session, (p.prescriber_id for p in page.items))
     resources = [request_to_fhir(p, lookups) for p in page.items]
     included: list[JSON] = []
     if "MedicationRequest:patient" in query.includes and page.items:
@@ -427,7 +429,7 @@ def requests_everything(ctx: FhirContext, patient_id: uuid.UUID) -> list[JSON]:
         found = prescriptions.all_prescriptions(ctx.session, ctx.principal, patient_id)
     except NotFound:
         return []
-    lookups = Lookups(ctx.session)
+    lookups = Lookups(ctx.session, (p.prescriber_id for p in found))
     return [request_to_fhir(p, lookups) for p in found]
 
 
@@ -538,7 +540,7 @@ def search_dispenses(ctx: FhirContext, query: SearchQuery) -> SearchResult:
         )
     except NotFound:
         return SearchResult(resources=[], total=0)
-    lookups = Lookups(ctx.session)
+    lookups = Lookups(ctx.session, _dispense_people(page.items))
     resources = [dispense_to_fhir(row, lookups) for row in page.items]
     included: list[JSON] = []
     if "MedicationDispense:patient" in query.includes:
@@ -553,13 +555,18 @@ def search_dispenses(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     )
 
 
+def _dispense_people(rows: Iterable[dispensing.DispenseRow]) -> set[uuid.UUID]:
+    """The pharmacists a page of dispenses names."""
+    return {row.dispense.pharmacist_id for row in rows}
+
+
 def dispenses_everything(ctx: FhirContext, patient_id: uuid.UUID) -> list[JSON]:
     """All of the patient's dispenses, for callers who may read the patient's medications."""
     try:
         rows = dispensing.patient_dispenses(ctx.session, ctx.principal, patient_id)
     except NotFound:
         return []
-    lookups = Lookups(ctx.session)
+    lookups = Lookups(ctx.session, _dispense_people(rows))
     return [dispense_to_fhir(row, lookups) for row in rows]
 
 

@@ -10,7 +10,8 @@ from tests.conftest import Cast, bearer, web_login
 
 
 def _issued_token(html: str) -> str:
-    match = re.search(r'data-testid="new-app-token".*?<code class="user-select-all">([^<]+)</code>', html, re.S)
+    shown = r'data-testid="new-app-token".*?<code class="user-select-all">([^<]+)</code>'
+    match = re.search(shown, html, re.S)
     assert match, "the page should show the new token once"
     return match.group(1)
 
@@ -29,14 +30,16 @@ def test_patient_connects_an_app_that_reads_only_their_record(client: TestClient
     assert mine.status_code == 200
     assert client.get(f"/fhir/R4/Patient/{cast.other_patient.id}", headers=bearer(token)).status_code == 404
     listed = client.get("/account/security").text
-    assert "App: My health app" in listed and "patient/*.read" in listed
+    assert "App: My health app" in listed
+    assert "patient/*.read" in listed
     assert token not in listed  # shown once, never again
 
 
 def test_bad_scope_is_explained_on_the_form(client: TestClient, cast: Cast) -> None:
     csrf = web_login(client, cast["doctor"])
     page = client.get("/account/security")
-    assert "Read what I may see" in page.text and "Read my whole record" not in page.text
+    assert "Read what I may see" in page.text
+    assert "Read my whole record" not in page.text
     refused = client.post(
         "/account/app-tokens",
         data={"csrf_token": csrf, "label": "x", "scope": "user/*.read", "custom_scope": "patient/*.read"},

@@ -107,8 +107,7 @@ def _resolve(request: Request, form: dict[str, str], stages: frozenset[str]) -> 
         request.state.resolved = resolved
     if resolved.scope is not None:
         raise Forbidden(
-            "This is an app token limited to the FHIR API (/fhir/R4) and its scopes; "
-            "it cannot be used here."
+            "This is an app token limited to the FHIR API (/fhir/R4) and its scopes; it cannot be used here."
         )
     if resolved.stage not in stages:
         if resolved.stage == "enrol":

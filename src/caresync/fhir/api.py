@@ -29,7 +29,7 @@ from caresync.fhir import capability, scopes
 from caresync.fhir.context import JSON, FhirContext
 from caresync.fhir.outcome import FhirError, for_error, invalid, operation_outcome
 from caresync.fhir.registry import ResourceType, resource_types
-from caresync.fhir.search import SearchQuery, SearchResult, bundle_of, parse_query, searchset
+from caresync.fhir.search import NoMatch, SearchQuery, SearchResult, bundle_of, parse_query, searchset
 from caresync.identity import service as accounts
 from caresync.web.deps import client_ip
 
@@ -135,7 +135,9 @@ def _search(
     assert resource.search is not None
     ctx.require(resource.name, scopes.SEARCH)
     strict = "handling=lenient" not in request.headers.get("prefer", "")
-    query = parse_query(items, resource.param_names | {"_id"}, strict=strict)
+    query = parse_query(
+        items, resource.param_names | {"_id"}, strict=strict, modifiers=frozenset(resource.modifiers)
+    )
     for include in query.includes:
         if include not in resource.includes:
             offered = ", ".join(resource.includes) or "none"
@@ -149,7 +151,10 @@ def _search(
     else:
         if query.summary_count:
             query.count = 1
-        result = resource.search(ctx, query)
+        try:
+            result = resource.search(ctx, query)
+        except NoMatch:
+            result = SearchResult(resources=[], total=0)
     if query.summary_count:
         result.resources, result.next_cursor, result.included = [], None, []
     return fhir_response(searchset(ctx, resource.name, query, result))

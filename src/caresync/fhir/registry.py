@@ -8,7 +8,7 @@ CapabilityStatement and ``Patient/$everything`` are all built from this one regi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -38,6 +38,7 @@ class ResourceType:
 
     ``everything`` returns all of one patient's resources of this type for ``Patient/$everything``;
     ``includes`` lists the ``_include`` values the search honours (e.g. ``Appointment:patient``).
+    ``modifiers`` lists the modified parameters the search understands (others are refused with 400).
     ``parse_id`` turns the id in a URL into what ``read``/``update`` receive (a UUID unless the type says
     otherwise) and raises ``ValueError`` for an id that cannot exist."""
 
@@ -50,6 +51,7 @@ class ResourceType:
     everything: Everything | None = None
     search_params: tuple[SearchParam, ...] = ()
     includes: tuple[str, ...] = ()
+    modifiers: tuple[str, ...] = ()  # the modified parameters the search handles, e.g. "name:contains"
     parse_id: Callable[[str], Any] = uuid.UUID
 
     @property
@@ -81,3 +83,26 @@ def resource_types() -> dict[str, ResourceType]:
         for resource in module.RESOURCES:
             found[resource.name] = resource
     return dict(sorted(found.items()))
+
+
+def included(ctx: FhirContext, resource_type: str, ids: Iterable[Any]) -> list[JSON]:
+    """``_include`` targets, each read through its own type's ``read`` (so its rules, consent and audit
+    apply). Those the token's scopes do not cover, or the caller may not see, are left out; patients are
+    checked first, so that an include never leaves a denied-access entry in the audit log."""
+    from caresync.core.errors import DomainError
+    from caresync.core.rbac import patient_access
+    from caresync.fhir import scopes
+
+    target = resource_types().get(resource_type)
+    if target is None or target.read is None or not ctx.scopes.allows(resource_type, scopes.READ):
+        return []
+    found: list[JSON] = []
+    for resource_id in dict.fromkeys(ids):
+        if resource_type == "Patient" and patient_access(ctx.session, ctx.principal, resource_id) is None:
+            continue
+        try:
+            found.append(target.read(ctx, resource_id))
+        except DomainError as exc:
+            if exc.status not in (403, 404):
+                raise
+    return found

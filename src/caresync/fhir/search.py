@@ -54,6 +54,34 @@ class SearchQuery:
         return any(key == name or key.startswith(name + ":") for key in self.params)
 
 
+class NoMatch(Exception):
+    """Raised by a search whose parameters cannot match anything (e.g. two different patients): the
+    answer is an empty searchset, not an error."""
+
+
+def searched_patient(
+    ctx: FhirContext,
+    query: SearchQuery,
+    what: str,
+    *,
+    names: tuple[str, ...] = ("patient", "subject"),
+    required: bool = True,
+) -> uuid.UUID | None:
+    """The patient a search is about: its ``patient``/``subject`` parameter, else the caller's own record
+    (for a patient). ``None`` when not given and not ``required``; 400 naming ``what`` when required;
+    :class:`NoMatch` when the parameters name different patients."""
+    named = {reference_id(value, "Patient") for name in names if (value := query.one(name))}
+    if len(named) > 1:
+        raise NoMatch
+    if named:
+        return named.pop()
+    if ctx.principal.patient_id is not None:
+        return ctx.principal.patient_id
+    if required:
+        raise invalid(f"Say whose {what} to search: {names[0]}=Patient/<id>.")
+    return None
+
+
 def split_or(raw: str) -> list[str]:
     """A value's comma-separated alternatives (``\\,`` is a literal comma)."""
     parts, current, escaped = [], "", False
@@ -72,10 +100,30 @@ def split_or(raw: str) -> list[str]:
     return [p for p in (part.strip() for part in parts) if p]
 
 
-def parse_query(items: Sequence[tuple[str, str]], allowed: frozenset[str], *, strict: bool) -> SearchQuery:
+def fold_type_modifiers(query: SearchQuery) -> None:
+    """Fold the type modifier of reference parameters into the plain parameter as typed references:
+    ``patient:Patient=123`` becomes ``patient=Patient/123`` (declare the modified keys in ``modifiers``)."""
+    for key in [k for k in query.params if ":" in k]:
+        name, resource_type = key.split(":", 1)
+        if resource_type[:1].isupper():
+            typed = [
+                ",".join(alt if "/" in alt else f"{resource_type}/{alt}" for alt in split_or(raw))
+                for raw in query.params.pop(key)
+            ]
+            query.params.setdefault(name, []).extend(typed)
+
+
+def parse_query(
+    items: Sequence[tuple[str, str]],
+    allowed: frozenset[str],
+    *,
+    strict: bool,
+    modifiers: frozenset[str] = frozenset(),
+) -> SearchQuery:
     """Build a :class:`SearchQuery` from the query string. Unknown parameters are refused (``strict``, the
     default: a misspelled filter must not silently return everything) or dropped (``Prefer:
-    handling=lenient``)."""
+    handling=lenient``). A modifier (``name:contains``) must be one the resource type declares: ignoring
+    one would silently widen the search."""
     query = SearchQuery()
     includes: list[str] = []
     for key, value in items:
@@ -92,8 +140,11 @@ def parse_query(items: Sequence[tuple[str, str]], allowed: frozenset[str], *, st
             query.summary_count = value == "count"
         elif key in ("_format", "_total"):
             continue
-        elif name in allowed:
+        elif key in modifiers or (key == name and name in allowed):
             query.params.setdefault(key, []).append(value)
+        elif name in allowed:
+            offered = f" (supported: {', '.join(sorted(modifiers))})" if modifiers else ""
+            raise not_supported(f"The modifier in '{key}' is not supported here{offered}.")
         elif strict:
             known = ", ".join(sorted(allowed | CONTROL_PARAMS))
             raise invalid(f"Unknown search parameter '{key}'. This resource supports: {known}.")

@@ -25,7 +25,7 @@ from caresync.bloodbank.models import BloodUnit
 from caresync.bloodbank.rules import Component, UnitStatus
 from caresync.core.errors import ValidationFailed
 from caresync.fhir.context import JSON, FhirContext
-from caresync.fhir.outcome import invalid, not_supported
+from caresync.fhir.outcome import invalid
 from caresync.fhir.registry import ResourceType, SearchParam
 from caresync.fhir.search import SearchQuery, SearchResult, drop_empty, instant, token
 
@@ -200,17 +200,8 @@ def _statuses(query: SearchQuery) -> list[str] | None:
     return sorted(wanted)
 
 
-def _refuse_modifiers(query: SearchQuery) -> None:
-    """400 for a modifier (``code:text``, ``date:missing`` …): none is supported, and ignoring one would
-    widen the search."""
-    for key in query.params:
-        if ":" in key:
-            raise not_supported(f"The search modifier in '{key}' is not supported here.")
-
-
 def search(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """The units of the caller's blood bank, soonest expiry first."""
-    _refuse_modifiers(query)
     for name in ("identifier", "code", "product-category", "product-status"):
         if len(query.params.get(name, [])) > 1:
             raise invalid(f"Give '{name}' once (list alternatives with commas).")

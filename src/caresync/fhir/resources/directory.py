@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
 from datetime import time
 
 from caresync.fhir.context import JSON, FhirContext, reference
@@ -97,12 +96,6 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # FHIR days-of-week, M
 
 
 # --- search parameter helpers -------------------------------------------------------------------------------
-
-
-def _refuse_modifiers(query: SearchQuery, allowed: Iterable[str] = ()) -> None:
-    for key in query.params:
-        if ":" in key and key not in allowed:
-            raise not_supported(f"The modifier in '{key}' is not supported here.")
 
 
 def _alternatives(query: SearchQuery, name: str) -> list[str]:
@@ -196,7 +189,6 @@ def _directory_search(
 
 def search_practitioners(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """Listed practitioners by name and language, by name."""
-    _refuse_modifiers(query)
     languages = _language_codes(query)
     if languages is not None and not languages:
         return _nothing()
@@ -326,7 +318,6 @@ def _specialty_codes(query: SearchQuery) -> set[str] | None:
 
 def search_roles(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """Roles of listed practitioners by specialty, location, practitioner, organization and role."""
-    _refuse_modifiers(query, allowed=("specialty:text",))
     specialties = _specialty_codes(query)
     roles = _codes(
         query, "role", ROLE_SYSTEM, {code[0]: role for role, code in ROLE_CODES.items() if code is not None}
@@ -415,7 +406,6 @@ def _organisation_kinds(query: SearchQuery) -> set[str] | None:
 
 def search_organisations(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """Organisations by name, type and city, by name."""
-    _refuse_modifiers(query)
     kinds = _organisation_kinds(query)
     if kinds is not None and not kinds:
         return _nothing()
@@ -468,7 +458,6 @@ def read_location(ctx: FhirContext, location_id: uuid.UUID) -> JSON:
 
 def search_locations(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """Locations by name, city and organisation, by name."""
-    _refuse_modifiers(query)
     page = directory.search_locations(
         ctx.session,
         ctx.principal,
@@ -525,6 +514,7 @@ RESOURCES = (
                 "role", "token", f"The practitioner role ({ROLE_SYSTEM}: doctor, nurse, pharmacist)."
             ),
         ),
+        modifiers=("specialty:text",),
         includes=(
             "PractitionerRole:practitioner",
             "PractitionerRole:location",

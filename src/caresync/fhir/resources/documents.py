@@ -27,14 +27,17 @@ from caresync.core.errors import NotFound
 from caresync.db import utcnow
 from caresync.fhir.context import JSON, FhirContext, reference
 from caresync.fhir.outcome import invalid, not_supported
-from caresync.fhir.registry import ResourceType, SearchParam, resource_types
+from caresync.fhir.registry import ResourceType, SearchParam
+from caresync.fhir.registry import included as included_reads
 from caresync.fhir.search import (
     SearchQuery,
     SearchResult,
     date_range,
     drop_empty,
+    fold_type_modifiers,
     instant,
     reference_id,
+    searched_patient,
     split_or,
     token,
 )
@@ -252,30 +255,6 @@ def _statuses(query: SearchQuery) -> set[bool] | None:
     return wanted
 
 
-def _plain(query: SearchQuery, references: tuple[str, ...]) -> None:
-    """Fold the type modifier of reference parameters (``patient:Patient``) into the plain name and
-    refuse every other modifier (a modifier silently ignored would widen the search)."""
-    for key in [k for k in query.params if ":" in k]:
-        name, modifier = key.split(":", 1)
-        if name in references and modifier in ("Patient", "Practitioner", "Organization"):
-            query.params.setdefault(name, []).extend(query.params.pop(key))
-        else:
-            raise not_supported(f"The modifier ':{modifier}' of '{name}' is not supported here.")
-
-
-def search_patient(ctx: FhirContext, query: SearchQuery, names: tuple[str, ...]) -> uuid.UUID | None:
-    """The patient a search is about: the ``patient``/``subject`` parameter, else the caller's own record.
-    ``None`` when two parameters name different patients (nothing matches)."""
-    given = {reference_id(value, "Patient") for name in names if (value := query.one(name))}
-    if len(given) > 1:
-        return None
-    if given:
-        return given.pop()
-    if ctx.principal.patient_id is not None:
-        return ctx.principal.patient_id
-    raise invalid(f"Search one patient's record: give {' or '.join(names)}=Patient/<id>.")
-
-
 def _day_bounds(values: list[str]) -> tuple[date | None, date | None]:
     """``period`` (the record's date, a whole day) against a date range: the days that overlap it."""
     bounds = date_range(values)
@@ -297,8 +276,8 @@ def _uploaded_by(ctx: FhirContext, value: str) -> uuid.UUID | None:
 
 def search_documents(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """One patient's documents the caller may read, newest first (by the record's date), with total."""
-    _plain(query, ("patient", "subject", "author"))
-    patient_id = search_patient(ctx, query, ("patient", "subject"))
+    fold_type_modifiers(query)
+    patient_id = searched_patient(ctx, query, "documents")
     categories = _anded(query, "category", _categories_for_category)
     typed = _anded(query, "type", _categories_for_type)
     if typed is not None:
@@ -333,7 +312,7 @@ def search_documents(ctx: FhirContext, query: SearchQuery) -> SearchResult:
         count_total=True,
     )
     resources = _documents(ctx, timeline.page.items, timeline.scope, timeline.superseded)
-    included = _included_patients(ctx, query, "DocumentReference", {patient_id} if resources else set())
+    included = _included_patient(ctx, query, "DocumentReference", patient_id if resources else None)
     return SearchResult(
         resources=resources,
         total=timeline.page.total,
@@ -342,15 +321,13 @@ def search_documents(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     )
 
 
-def _included_patients(
-    ctx: FhirContext, query: SearchQuery, type_name: str, ids: set[uuid.UUID]
+def _included_patient(
+    ctx: FhirContext, query: SearchQuery, type_name: str, patient_id: uuid.UUID | None
 ) -> list[JSON]:
     wanted = {f"{type_name}:patient", f"{type_name}:subject"}
-    if not ids or not wanted & set(query.includes):
+    if patient_id is None or not wanted & set(query.includes):
         return []
-    patient_type = resource_types()["Patient"]
-    assert patient_type.read is not None
-    return [patient_type.read(ctx, patient_id) for patient_id in sorted(ids)]
+    return included_reads(ctx, "Patient", [patient_id])
 
 
 def everything_documents(ctx: FhirContext, patient_id: uuid.UUID) -> list[JSON]:
@@ -661,10 +638,9 @@ def _matches_actor(consent: RecordConsent, grantee: consents.Grantee | None, val
 
 def search_consents(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """One patient's consents, newest first (status and actor filters), with total."""
-    _plain(query, ("patient", "actor"))
-    patient_id = search_patient(ctx, query, ("patient",))
-    if patient_id is None:
-        return SearchResult(resources=[], total=0)
+    fold_type_modifiers(query)
+    patient_id = searched_patient(ctx, query, "consents", names=("patient",))
+    assert patient_id is not None  # required
     rows = consents.list_consents(ctx.session, ctx.principal, patient_id)
     wanted_statuses: set[str] | None = None
     for raw in query.params.get("status", []):
@@ -683,7 +659,7 @@ def search_consents(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     page = rows[start : start + max(query.count, 1)]
     more = start + len(page) < len(rows)
     resources = [consent_to_fhir(c, found.get(c.id)) for c in page]
-    included = _included_patients(ctx, query, "Consent", {patient_id} if resources else set())
+    included = _included_patient(ctx, query, "Consent", patient_id if resources else None)
     return SearchResult(
         resources=resources,
         total=len(rows),
@@ -723,6 +699,7 @@ RESOURCES = (
             SearchParam("status", "token", "current or superseded (replaced by a correction)."),
         ),
         includes=("DocumentReference:patient", "DocumentReference:subject"),
+        modifiers=("patient:Patient", "subject:Patient", "author:Practitioner", "author:Patient"),
     ),
     ResourceType(
         name="Consent",
@@ -737,6 +714,7 @@ RESOURCES = (
             SearchParam("actor", "reference", "The grantee: Practitioner/<id> or Organization/<id>."),
         ),
         includes=("Consent:patient",),
+        modifiers=("patient:Patient", "actor:Practitioner", "actor:Organization"),
     ),
     ResourceType(
         name="Binary",

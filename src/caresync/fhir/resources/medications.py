@@ -18,15 +18,14 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from caresync.core.errors import DomainError, NotFound
-from caresync.fhir import scopes
+from caresync.core.errors import NotFound
 from caresync.fhir.context import JSON, FhirContext, reference
-from caresync.fhir.outcome import invalid, not_supported
-from caresync.fhir.registry import ResourceType, SearchParam, resource_types
+from caresync.fhir.outcome import invalid
+from caresync.fhir.registry import ResourceType, SearchParam
+from caresync.fhir.registry import included as included_reads
 from caresync.fhir.search import (
     SearchQuery,
     SearchResult,
@@ -34,6 +33,7 @@ from caresync.fhir.search import (
     drop_empty,
     instant,
     reference_id,
+    searched_patient,
     token,
 )
 from caresync.prescriptions import formulary
@@ -132,10 +132,6 @@ class Repeat:
     frequency: int = 0
     period: int = 0
     unit: str = ""
-
-
-class NoMatch(Exception):
-    """The search parameters contradict each other: nothing can match."""
 
 
 # rules.FREQUENCIES -> Timing (the timing abbreviation, when the value set has one)
@@ -354,35 +350,9 @@ def _codes(query: SearchQuery) -> set[str] | None:
     return found
 
 
-def _refuse_modifiers(query: SearchQuery) -> None:
-    """400 for modifiers (``status:not`` …): none are supported, and ignoring one would widen the search."""
-    modified = sorted(key for key in query.params if ":" in key)
-    if modified:
-        raise not_supported(f"Search modifiers are not supported here ({', '.join(modified)}).")
-
-
-def _patient(ctx: FhirContext, query: SearchQuery, *, required: bool) -> uuid.UUID | None:
-    """The patient of a search (``patient`` or ``subject``); a patient's own when they give none. Raises
-    :class:`NoMatch` when the parameters name two different patients."""
-    named = {reference_id(value, "Patient") for name in ("patient", "subject") if (value := query.one(name))}
-    if len(named) > 1:
-        raise NoMatch
-    if named:
-        return named.pop()
-    if ctx.principal.patient_id is not None and ctx.principal.role == "patient":
-        return ctx.principal.patient_id
-    if required:
-        raise invalid("Say whose medications: search with patient=Patient/<id>.")
-    return None
-
-
 def search_requests(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """A patient's prescriptions, newest first, by status, authoredon, requester and code."""
-    _refuse_modifiers(query)
-    try:
-        patient_id = _patient(ctx, query, required=True)
-    except NoMatch:
-        return SearchResult(resources=[], total=0)
+    patient_id = searched_patient(ctx, query, "medications")
     assert patient_id is not None  # required
     statuses = _request_statuses(query)
     codes = _codes(query)
@@ -411,10 +381,10 @@ def search_requests(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     resources = [request_to_fhir(p, lookups) for p in page.items]
     included: list[JSON] = []
     if "MedicationRequest:patient" in query.includes and page.items:
-        included += _included(ctx, "Patient", [patient_id])
+        included += included_reads(ctx, "Patient", [patient_id])
     if "MedicationRequest:requester" in query.includes:
         profiles = [lookups.profile_id(p.prescriber_id) for p in page.items]
-        included += _included(ctx, "Practitioner", [pid for pid in profiles if pid is not None])
+        included += included_reads(ctx, "Practitioner", [pid for pid in profiles if pid is not None])
     return SearchResult(
         resources=resources,
         total=page.total,
@@ -431,22 +401,6 @@ def requests_everything(ctx: FhirContext, patient_id: uuid.UUID) -> list[JSON]:
         return []
     lookups = Lookups(ctx.session, (p.prescriber_id for p in found))
     return [request_to_fhir(p, lookups) for p in found]
-
-
-def _included(ctx: FhirContext, resource_type: str, ids: Iterable[Any]) -> list[JSON]:
-    """``_include`` targets read through their own type's ``read`` (so its rules and audit apply); those
-    the token's scopes do not cover, or the caller may not see, are left out."""
-    target = resource_types().get(resource_type)
-    if target is None or target.read is None or not ctx.scopes.allows(resource_type, scopes.READ):
-        return []
-    found: list[JSON] = []
-    for resource_id in dict.fromkeys(ids):
-        try:
-            found.append(target.read(ctx, resource_id))
-        except DomainError as exc:
-            if exc.status not in (403, 404):
-                raise
-    return found
 
 
 # --- MedicationDispense ----------------------------------------------------------------------------------
@@ -512,12 +466,8 @@ def _dispense_statuses_match(query: SearchQuery) -> bool:
 def search_dispenses(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """Dispenses, newest first: a patient's (patients, their clinicians), or the pharmacy's (pharmacists),
     by patient, prescription, status and whenhandedover."""
-    _refuse_modifiers(query)
     pharmacist = dispensing.is_pharmacist(ctx.principal)
-    try:
-        patient_id = _patient(ctx, query, required=not pharmacist)
-    except NoMatch:
-        return SearchResult(resources=[], total=0)
+    patient_id = searched_patient(ctx, query, "medications", required=not pharmacist)
     raw_prescription = query.one("prescription")
     prescription_id = reference_id(raw_prescription, "MedicationRequest") if raw_prescription else None
     handed_over = date_range(query.params.get("whenhandedover", []))
@@ -544,9 +494,9 @@ def search_dispenses(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     resources = [dispense_to_fhir(row, lookups) for row in page.items]
     included: list[JSON] = []
     if "MedicationDispense:patient" in query.includes:
-        included += _included(ctx, "Patient", [row.dispense.patient_id for row in page.items])
+        included += included_reads(ctx, "Patient", [row.dispense.patient_id for row in page.items])
     if "MedicationDispense:prescription" in query.includes:
-        included += _included(ctx, "MedicationRequest", [row.prescription.id for row in page.items])
+        included += included_reads(ctx, "MedicationRequest", [row.prescription.id for row in page.items])
     return SearchResult(
         resources=resources,
         total=page.total,

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from caresync.core.errors import NotFound
 from caresync.fhir.context import JSON, FhirContext, reference
-from caresync.fhir.outcome import invalid, not_supported
+from caresync.fhir.outcome import invalid
 from caresync.fhir.registry import ResourceType, SearchParam
 from caresync.fhir.search import (
     DateRange,
@@ -39,7 +39,7 @@ from caresync.fhir.search import (
     date_range,
     drop_empty,
     instant,
-    reference_id,
+    searched_patient,
     token,
 )
 from caresync.identity import patients
@@ -290,17 +290,6 @@ def _wanted(query: SearchQuery) -> Wanted:
     return Wanted(kinds, dates)
 
 
-def _patient(ctx: FhirContext, query: SearchQuery) -> uuid.UUID:
-    given = [(name, value) for name in ("patient", "subject") for value in query.params.get(name, [])]
-    if len(given) > 1 or any("," in value for _name, value in given):
-        raise invalid("Give one patient (patient=Patient/<id>) per Observation search.")
-    if given:
-        return reference_id(given[0][1], "Patient")
-    if ctx.principal.patient_id is not None:
-        return ctx.principal.patient_id
-    raise invalid("Say whose observations to search: patient=Patient/<id>.")
-
-
 @dataclass(frozen=True)
 class Position:
     """Where a page starts: whether the blood group was passed, the records cursor and how many of the
@@ -380,19 +369,11 @@ def _stream(
         cursor, skip = timeline.page.next_cursor, 0
 
 
-def _refuse_modifiers(query: SearchQuery) -> None:
-    """400 for a modifier (``code:text``, ``date:missing`` …): none is supported, and ignoring one would
-    widen the search."""
-    for key in query.params:
-        if ":" in key:
-            raise not_supported(f"The search modifier in '{key}' is not supported here.")
-
-
 def search(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """One patient's observations (the caller's own for a patient), blood group first, then vital signs
     newest first. Another patient's, or one the caller may not see, gives an empty result."""
-    _refuse_modifiers(query)
-    patient_id = _patient(ctx, query)
+    patient_id = searched_patient(ctx, query, "observations")
+    assert patient_id is not None  # required
     wanted = _wanted(query)
     resources: list[JSON] = []
     next_cursor = None

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from caresync.core.errors import ValidationFailed
 from caresync.fhir.context import JSON, FhirContext
-from caresync.fhir.outcome import invalid, not_supported
+from caresync.fhir.outcome import invalid
 from caresync.fhir.registry import ResourceType, SearchParam
 from caresync.fhir.search import SearchQuery, SearchResult, date_range, drop_empty, instant, split_or, token
 from caresync.identity import patients
@@ -369,16 +369,6 @@ def update(ctx: FhirContext, patient_id: uuid.UUID, body: JSON) -> JSON:
 # --- search ----------------------------------------------------------------------------------------------
 
 STRING_PARAMS = ("name", "family", "given")
-STRING_MODIFIERS = ("", ":contains")
-
-
-def _check_modifiers(query: SearchQuery) -> None:
-    for key in query.params:
-        name, _, modifier = key.partition(":")
-        if modifier and not (name in STRING_PARAMS and f":{modifier}" in STRING_MODIFIERS):
-            raise not_supported(
-                f"'{key}': modifiers are not supported here (name, family and given accept :contains)."
-            )
 
 
 def _string_groups(query: SearchQuery, name: str) -> list[list[str]]:
@@ -431,7 +421,6 @@ def _birth_bounds(query: SearchQuery) -> tuple[date | None, date | None]:
 
 def search(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     """Search the patients this caller may see (patients: themselves; clinicians: their care list)."""
-    _check_modifiers(query)
     born_from, born_before = _birth_bounds(query)
     page = patients.list_patients(
         ctx.session,
@@ -463,6 +452,7 @@ RESOURCES = (
         search=search,
         create=create,
         update=update,
+        modifiers=tuple(f"{name}:contains" for name in STRING_PARAMS),
         search_params=(
             SearchParam(
                 "identifier", "token", f"The Health ID: '{HEALTH_ID_SYSTEM}|<digits>' or the digits alone."

@@ -23,12 +23,12 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from caresync.core.errors import DomainError, NotFound, ValidationFailed
-from caresync.core.rbac import Perm, has_perm, patient_access
+from caresync.core.errors import NotFound, ValidationFailed
 from caresync.db import utcnow
 from caresync.fhir.context import JSON, FhirContext, reference
 from caresync.fhir.outcome import invalid, not_supported
-from caresync.fhir.registry import ResourceType, SearchParam, resource_types
+from caresync.fhir.registry import ResourceType, SearchParam
+from caresync.fhir.registry import included as included_reads
 from caresync.fhir.search import SearchQuery, SearchResult, date_range, drop_empty, instant, reference_id
 from caresync.scheduling import availability, booking, directory
 from caresync.scheduling.models import Appointment, Location, Practitioner, Schedule
@@ -384,62 +384,18 @@ def search_appointments(ctx: FhirContext, query: SearchQuery) -> SearchResult:
     )
     included: list[JSON] = []
     if "Appointment:patient" in query.includes:
-        included += _included_patients(ctx, dict.fromkeys(a.patient_id for a in page.items))
+        included += included_reads(ctx, "Patient", (a.patient_id for a in page.items))
     if "Appointment:practitioner" in query.includes:
-        included += _included(
-            ctx, "Practitioner", {a.practitioner_id: a.practitioner for a in page.items}, _practitioner_stub
-        )
+        included += included_reads(ctx, "Practitioner", (a.practitioner_id for a in page.items))
     if "Appointment:location" in query.includes:
-        locations = {a.location_id: a.location for a in page.items if a.location_id and a.location}
-        included += _included(ctx, "Location", locations, _location_stub)
+        locations = (a.location_id for a in page.items if a.location_id)
+        included += included_reads(ctx, "Location", locations)
     return SearchResult(
         resources=[appointment_to_fhir(a) for a in page.items],
         total=page.total,
         next_cursor=page.next_cursor,
         included=included,
     )
-
-
-def _included_patients(ctx: FhirContext, patient_ids: Iterable[uuid.UUID]) -> list[JSON]:
-    """The patients of a page the caller may read, through the Patient read (permission and audit): staff
-    who see an organisation's appointments are not thereby allowed every patient's record."""
-    read = resource_types()["Patient"].read
-    if read is None or not has_perm(ctx.principal, Perm.PATIENT_READ):
-        return []
-    found = []
-    for patient_id in patient_ids:
-        if patient_access(ctx.session, ctx.principal, patient_id) is not None:
-            found.append(read(ctx, patient_id))
-    return found
-
-
-def _practitioner_stub(practitioner: Practitioner) -> JSON:
-    return {
-        "resourceType": "Practitioner",
-        "id": str(practitioner.id),
-        "name": [{"text": practitioner.display_name}],
-    }
-
-
-def _location_stub(location: Location) -> JSON:
-    return {"resourceType": "Location", "id": str(location.id), "name": location.name}
-
-
-def _included(ctx: FhirContext, resource_type: str, rows: dict[uuid.UUID, Any], stub: Any) -> list[JSON]:
-    """Referenced directory resources, through their own read when that type is served (else a minimal
-    resource from the row already loaded with the appointment)."""
-    served = resource_types().get(resource_type)
-    found = []
-    for row_id, row in rows.items():
-        if served is None or served.read is None:
-            found.append(stub(row))
-            continue
-        try:
-            found.append(served.read(ctx, row_id))
-        except DomainError as exc:
-            if exc.status not in (403, 404):
-                raise
-    return found
 
 
 def everything(ctx: FhirContext, patient_id: uuid.UUID) -> list[JSON]:

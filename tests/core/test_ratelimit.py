@@ -311,6 +311,20 @@ def test_the_api_is_limited_per_address(limited: Build) -> None:
     assert client.get("/login").status_code == 200  # pages are not under the API limit
 
 
+def test_the_fhir_api_shares_the_api_limit_and_answers_an_operation_outcome(limited: Build) -> None:
+    client = limited(rate_limit_api="3/minute")
+    for _ in range(3):
+        assert client.get("/fhir/R4/Patient").status_code == 401
+    refused = client.get("/fhir/R4/Patient")
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/fhir+json")
+    assert refused.headers["retry-after"].isdigit()
+    issue = refused.json()["issue"][0]
+    assert issue["code"] == "throttled"
+    assert "Too many requests from this address" in issue["diagnostics"]
+    assert client.get(f"{API}/auth/me").status_code == 429  # one limit for both APIs
+
+
 @pytest.mark.parametrize(
     "path",
     [f"{API}/health", "/healthz", "/readyz", "/metrics", "/static/favicon.svg"],

@@ -2,7 +2,7 @@
 
 What is limited (each limit a ``CARESYNC_RATE_LIMIT_*`` setting, written ``N/second|minute|hour|day``):
 
-* every request under ``/api/``, per client address (``rate_limit_api``);
+* every request under ``/api/`` and ``/fhir/``, per client address (``rate_limit_api``);
 * sign-in, registration, password-reset requests (API and web forms), per client address *and* per account,
   the account being the ``email`` of the JSON or form body, read as the app reads it and replayed to it
   (``rate_limit_login``, ``rate_limit_register``, ``rate_limit_password_reset``); such a body larger than
@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 RATE_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*", re.IGNORECASE)
 KEY_PREFIX = "caresync:ratelimit:"
+API_PREFIXES = ("/api/", "/fhir/")  # the general per-address limit (``rate_limit_api``) covers both APIs
 NEVER_LIMITED = frozenset({"/api/v1/health", "/healthz", "/readyz", "/metrics"})
 STATIC_PREFIX = "/static/"
 MAX_PEEK_BYTES = 16 * 1024  # sign-in and registration bodies are far smaller; larger ones are refused (413)
@@ -403,7 +404,7 @@ class RateLimit:
         """The counters this request increments (and a ``receive`` replaying the body if it was read)."""
         checks: list[Check] = []
         address = self._identity("address", client_address(scope))
-        if path.startswith("/api/"):
+        if path.startswith(API_PREFIXES):
             checks.append(Check(API_RULE, self.rates[API_RULE.name], "address", address))
         rule = self.routes.get((scope["method"], path))
         if rule is None:
@@ -450,8 +451,14 @@ class RateLimit:
         return check, max(1, math.ceil(ttl))
 
     def _refuse(self, scope: Scope, error: DomainError, headers: dict[str, str] | None = None) -> Response:
-        """The error answer: the app's error page for browser form posts, else problem+json."""
+        """The error answer: the app's error page for browser form posts, an OperationOutcome on the FHIR
+        API, else problem+json."""
         request = Request(scope)
+        if request.url.path.startswith("/fhir/"):
+            from caresync.fhir.api import fhir_response  # imported late: core loads first
+            from caresync.fhir.outcome import for_error
+
+            return fhir_response(for_error(error), error.status, headers)
         if not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", ""):
             from caresync.web.pagekit import (
                 error_page,

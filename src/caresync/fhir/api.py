@@ -39,9 +39,15 @@ JSON_TYPES = ("application/fhir+json", "application/json", "json", "application/
 MAX_BODY = 1_000_000
 
 
+class FhirJSONResponse(JSONResponse):
+    """JSON as ``application/fhir+json`` (also what the OpenAPI schema declares for every route)."""
+
+    media_type = FHIR_JSON
+
+
 def fhir_response(body: JSON, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A FHIR JSON response."""
-    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+    return FhirJSONResponse(body, status_code=status, headers=headers)
 
 
 def _check_format(request: Request) -> None:
@@ -59,12 +65,12 @@ def _base_url(request: Request) -> str:
 
 
 def _caller(request: Request, session: Session) -> FhirContext:
-    """Resolve the bearer token into a context; 401 without a valid, fully signed-in token."""
+    """Resolve the bearer token into a context; 401 without a valid, fully signed-in token. In the
+    request's one transaction (on SQLite each transaction takes the write lock: one per request)."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
         raise FhirError(401, "Send a bearer token: Authorization: Bearer <token>.")
     resolved = accounts.resolve_token(session, header[7:].strip(), client_ip(request))
-    session.commit()
     if resolved is None:
         raise FhirError(401, "The bearer token is missing, expired or revoked.")
     if resolved.stage != "full":
@@ -324,6 +330,7 @@ def create_fhir_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        default_response_class=FhirJSONResponse,
     )
     _install_error_handlers(app)
 

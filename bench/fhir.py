@@ -201,15 +201,20 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=5000, help="records of the $everything patient")
     parser.add_argument("--everything", type=int, default=20, help="$everything requests (default 20)")
     parser.add_argument("--port", type=int, default=8769, help="server port on 127.0.0.1 (default 8769)")
+    parser.add_argument("--workers", type=int, default=1, help="`caresync serve --workers` (default 1)")
+    parser.add_argument("--database-url", default="", help="an empty PostgreSQL database (default: SQLite)")
     parser.add_argument("--patients", type=int, default=60, help="demo patients to load (default 60)")
     args = parser.parse_args()
     if args.clients < 1 or not 0 < args.duration <= 3600 or args.think_ms < 0 or args.everything < 1:
         parser.error("need --clients >= 1, 0 < --duration <= 3600, --think-ms >= 0 and --everything >= 1")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    server = Server(args.port, workers=1, patients=args.patients)
+    server = Server(args.port, workers=args.workers, patients=args.patients)
     os.environ["CARESYNC_VAR_DIR"] = str(server.var_dir)  # caresync.demo (TOTP secrets) reads settings
+    if args.database_url:  # an empty database the benchmark may fill (e.g. from scripts/pg-test.sh url)
+        server.env["CARESYNC_DATABASE_URL"] = os.environ["CARESYNC_DATABASE_URL"] = args.database_url
     try:
-        log(f"preparing a fresh SQLite deployment in {server.root}")
+        kind = "PostgreSQL" if args.database_url else "SQLite"
+        log(f"preparing a fresh deployment ({kind}) in {server.root}")
         server.setup()
         t0 = time.perf_counter()
         patient_id = seed_records(server.var_dir, args.records)
@@ -264,8 +269,8 @@ def main() -> int:
         and whole["entries"] > args.records
         and not whole["errors"],
         "cores": os.cpu_count(),
-        "database": "sqlite",
-        "server_workers": 1,
+        "database": "postgresql" if args.database_url else "sqlite",
+        "server_workers": args.workers,
         "patients": args.patients,
         "account_of_patient_app": PATIENT_ACCOUNT,
     }

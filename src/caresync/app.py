@@ -150,6 +150,7 @@ SECRET_PATH_PREFIXES = ("/calendar/", "/share/", "/api/v1/records/shared/")
 
 def create_app() -> FastAPI:
     """Build the CareSync web application."""
+    from caresync.analytics import routes as analytics_routes
     from caresync.bloodbank import routes as bloodbank_routes
     from caresync.engagement.articles import api as articles_api
     from caresync.engagement.articles import pages as articles_pages
@@ -226,7 +227,7 @@ def create_app() -> FastAPI:
     app.include_router(observability_api.router)  # /healthz, /readyz, /metrics
     app.include_router(backup_pages.router)
     app.include_router(credentials_pages.router)
-    for router in bloodbank_routes.routers():
+    for router in (*bloodbank_routes.routers(), *analytics_routes.routers()):
         app.include_router(router)
     app.include_router(fhir_tokens.router)
     app.include_router(fhir_pages.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from caresync.analytics import models as analytics_models  # noqa: F401
 from caresync.bloodbank import models as bloodbank_models  # noqa: F401
 from caresync.core import audit, jobs, notify, signing, storage  # noqa: F401
 from caresync.db import Base

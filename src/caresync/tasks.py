@@ -16,6 +16,8 @@ JOB_MODULES = (
     "caresync.bloodbank.donors.jobs",
     "caresync.bloodbank.alerts.jobs",
     "caresync.bloodbank.network.jobs",
+    "caresync.analytics.forecasting.jobs",
+    "caresync.analytics.risk.jobs",
 )
 
 

@@ -238,6 +238,8 @@ OWN_MATRICES = (
     "/api/v1/activities",
     "/api/v1/credentials",
     "/api/v1/bloodbank",
+    "/api/v1/analytics",
+    "/api/v1/encounters",
 )
 
 

@@ -51,6 +51,9 @@ class Perm(StrEnum):
     BLOOD_POLICY = "blood:policy"  # set the organisation's blood bank rules, thresholds and call-outs
     BLOOD_REPORTS = "blood:reports"  # blood bank reports and their CSV/PDF exports
     DONATE = "donor:self"  # a donor's own portal: eligibility, appointments, history, call-outs
+    ENCOUNTER_RECORD = "encounter:record"  # record a visit's diagnoses, vitals and outcome (patients in care)
+    ANALYTICS_VIEW = "analytics:view"  # the organisation's trends, demographics, forecasts and surges
+    ANALYTICS_MANAGE = "analytics:manage"  # train and choose risk models, run forecasts for the organisation
 
 
 _CLINICIAN = frozenset(
@@ -64,6 +67,8 @@ _CLINICIAN = frozenset(
         Perm.APPOINTMENT_BOOK,
         Perm.APPOINTMENT_MANAGE,
         Perm.QUEUE_MANAGE,
+        Perm.ENCOUNTER_RECORD,
+        Perm.ANALYTICS_VIEW,
     }
 )
 _STAFF_ARTICLES = frozenset({Perm.ARTICLE_READ, Perm.ARTICLE_WRITE})
@@ -80,6 +85,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
             Perm.BLOOD_NETWORK,
             Perm.BLOOD_POLICY,
             Perm.BLOOD_REPORTS,
+            Perm.ANALYTICS_VIEW,
+            Perm.ANALYTICS_MANAGE,
         }
     )
     | _STAFF_ARTICLES,

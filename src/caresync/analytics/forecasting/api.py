@@ -1,0 +1,5 @@
+"""HTTP API of this area (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["analytics"])

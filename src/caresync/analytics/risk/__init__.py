@@ -1,0 +1,1 @@
+"""Patient risk: features, a neural network and a random forest, their consensus, versioned models."""

@@ -1,0 +1,15 @@
+"""The analytics API and page routers (imported here so ``caresync.app`` names one module)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def routers() -> list[APIRouter]:
+    """Every router of the analytics domain."""
+    from caresync.analytics.encounters import api as encounters_api
+    from caresync.analytics.forecasting import api as forecasting_api
+    from caresync.analytics.risk import api as risk_api
+    from caresync.analytics.statistics import api as statistics_api
+
+    return [module.router for module in (encounters_api, statistics_api, forecasting_api, risk_api)]

@@ -1,0 +1,1 @@
+"""Health trends, seasonal profiles, demographics and chi-square associations."""

@@ -45,7 +45,7 @@ class ResultCache:
         with self._lock:
             if (key, version) in self._entries:
                 self._entries.move_to_end((key, version))
-                return self._entries[(key, version)]  # type: ignore[no-any-return]
+                return self._entries[(key, version)]
         value = compute()
         with self._lock:
             self._entries[(key, version)] = value

@@ -83,16 +83,18 @@ def demo(
     patients: Annotated[int, typer.Option(help="How many patients")] = 600,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 7,
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if users exist")] = False,
+    years: Annotated[int, typer.Option(min=1, max=10, help="Years of clinical activity (encounters)")] = 3,
 ) -> None:
     """Load the deterministic synthetic demo dataset and print the demo logins."""
     from caresync.demo import DEMO_PASSWORD, load_demo
 
-    result = load_demo(patients=patients, seed=seed, if_empty=if_empty)
+    result = load_demo(patients=patients, seed=seed, if_empty=if_empty, years=years)
     if result is None:
         typer.echo("demo data already present; nothing loaded")
     else:
         typer.echo(
-            f"loaded {result.organisations} organisations, {result.users} users, {result.patients} patients"
+            f"loaded {result.organisations} organisations, {result.users} users, {result.patients} patients, "
+            f"{result.encounters} encounters over {years} years"
         )
     from caresync.demo import print_logins
 

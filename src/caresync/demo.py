@@ -7,6 +7,7 @@ enrolled with secrets derived from the seed, so ``caresync demo-code EMAIL`` can
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import random
 import uuid
@@ -17,6 +18,8 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from caresync.analytics import demo as analytics_demo
+from caresync.analytics.risk import demo as risk_demo
 from caresync.bloodbank import demo as bloodbank_demo
 from caresync.bloodbank.alerts import service as blood_alerts
 from caresync.core import audit, crypto, localtime
@@ -156,6 +159,7 @@ class DemoResult:
     organisations: int
     users: int
     patients: int
+    encounters: int = 0
 
 
 def demo_totp_secret(email: str, seed: int = 7) -> str:
@@ -172,12 +176,18 @@ def _slug(org_name: str) -> str:
     return org_name.split()[0].lower().replace(".", "")
 
 
-def load_demo(*, patients: int = 600, seed: int = 7, if_empty: bool = False) -> DemoResult | None:
-    """Load the dataset in one transaction. With ``if_empty``, skip if any user exists."""
+def load_demo(
+    *, patients: int = 600, seed: int = 7, if_empty: bool = False, years: int = 3
+) -> DemoResult | None:
+    """Load the dataset in one transaction, with ``years`` of clinical activity (encounters) for the
+    analytics. With ``if_empty``, skip if any user exists."""
     with transaction(session_factory()) as session:
         if if_empty and session.execute(select(func.count(User.id))).scalar_one():
             return None
-        return _load(session, patients, seed)
+        result = _load(session, patients, seed)
+        encounters = analytics_demo.load(session, years=years, seed=seed)
+        risk_demo.train_demo_model(session)  # a "demonstration only" risk model, active for everyone
+        return dataclasses.replace(result, encounters=encounters)
 
 
 def _load(session: Session, n_patients: int, seed: int) -> DemoResult:

@@ -8,8 +8,11 @@ from fastapi import APIRouter
 def routers() -> list[APIRouter]:
     """Every router of the analytics domain."""
     from caresync.analytics.encounters import api as encounters_api
+    from caresync.analytics.encounters import pages as encounters_pages
     from caresync.analytics.forecasting import api as forecasting_api
     from caresync.analytics.risk import api as risk_api
+    from caresync.analytics.risk import pages as risk_pages
     from caresync.analytics.statistics import api as statistics_api
 
-    return [module.router for module in (encounters_api, statistics_api, forecasting_api, risk_api)]
+    apis = (encounters_api, statistics_api, forecasting_api, risk_api)
+    return [module.router for module in (*apis, encounters_pages, risk_pages)]

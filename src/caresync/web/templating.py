@@ -77,6 +77,7 @@ NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ("Staff", "/admin/users", "user-cog", frozenset({"admin"})),
     ("Licences", "/admin/credentials", "certificate", frozenset({"admin"})),
     ("Backups", "/admin/backups", "database-export", frozenset({"admin"})),
+    ("Risk models", "/analytics/risk/models", "brain", frozenset({"admin"})),
     ("Working hours", "/admin/schedules", "clock", frozenset({"admin"})),
     ("Triage settings", "/queue/settings", "adjustments", frozenset({"admin"})),
     ("Record access policy", "/admin/record-policy", "lock-access", frozenset({"admin"})),

@@ -4,17 +4,15 @@ use: it is slow to import). The PDF fetches nothing: the template carries every 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from typing import Any
 
 from caresync.bloodbank.reports.service import BloodBankReport
+from caresync.core.csvfile import csv_table
 from caresync.web.templating import TEMPLATES
 
 CSV_COLUMNS = ("section", "month", "blood_group", "component", "reason", "measure", "value")
 PDF_TEMPLATE = "bloodbank/reports/print.html"
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas (OWASP)
 
 Row = tuple[str, str, str, str, str, str, Any]
 
@@ -26,13 +24,8 @@ def file_name(report: BloodBankReport, extension: str) -> str:
 
 
 def report_csv(report: BloodBankReport) -> bytes:
-    """The report as CSV (UTF-8 with a byte order mark, so that spreadsheets read accents right)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in csv_rows(report):
-        writer.writerow([_cell(value) for value in row])
-    return buffer.getvalue().encode("utf-8-sig")
+    """The report as CSV (see :mod:`caresync.core.csvfile`)."""
+    return csv_table(CSV_COLUMNS, csv_rows(report))
 
 
 def csv_rows(report: BloodBankReport) -> Iterator[Row]:
@@ -81,10 +74,3 @@ def report_pdf(report: BloodBankReport) -> bytes:
 
 def _ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
-
-
-def _cell(value: Any) -> Any:
-    """Text that a spreadsheet would take for a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value

@@ -18,6 +18,7 @@ JOB_MODULES = (
     "caresync.bloodbank.network.jobs",
     "caresync.analytics.forecasting.jobs",
     "caresync.analytics.risk.jobs",
+    "caresync.analytics.reports.jobs",
 )
 
 

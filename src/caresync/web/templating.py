@@ -35,6 +35,7 @@ ROLE_LABELS = {
 NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ("Dashboard", "/", "layout-dashboard", frozenset(ROLE_LABELS)),
     ("Patients", "/patients", "users", frozenset({"doctor", "nurse"})),
+    ("Analytics", "/analytics", "chart-line", frozenset({"admin", "doctor", "nurse"})),
     ("Find a doctor", "/doctors", "stethoscope", frozenset({"patient"})),
     ("My appointments", "/appointments", "calendar", frozenset({"patient"})),
     ("My place in the queue", "/me/queue", "clock-hour-4", frozenset({"patient"})),

@@ -1,0 +1,1 @@
+"""Role dashboards of the analytics: charts, filters and live updates."""

@@ -1,0 +1,1 @@
+"""Analytics reports: PDF per role (WeasyPrint, matplotlib SVG charts), generated as jobs."""

@@ -1,0 +1,5 @@
+"""Reports api (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["analytics"])

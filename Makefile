@@ -24,7 +24,7 @@ PYTEST_PG_ARGS ?= $(PYTEST_ARGS)
 PYTEST := $(PY) -m pytest
 
 # Debian packages the full test suite needs (browser tests, the PostgreSQL run, Redis paths, PDF fonts).
-DEB_PACKAGES ?= postgresql redis-server chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0
+DEB_PACKAGES ?= postgresql redis-server chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
 LINT_PATHS := src tests bench scripts
 
 .PHONY: help install run system-deps test test-sqlite test-postgres test-e2e lint format typecheck bench vendor \

@@ -36,6 +36,7 @@ NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ("Dashboard", "/", "layout-dashboard", frozenset(ROLE_LABELS)),
     ("Patients", "/patients", "users", frozenset({"doctor", "nurse"})),
     ("Analytics", "/analytics", "chart-line", frozenset({"admin", "doctor", "nurse"})),
+    ("Analytics reports", "/analytics/reports", "file-analytics", frozenset({"admin", "doctor", "nurse"})),
     ("Find a doctor", "/doctors", "stethoscope", frozenset({"patient"})),
     ("My appointments", "/appointments", "calendar", frozenset({"patient"})),
     ("My place in the queue", "/me/queue", "clock-hour-4", frozenset({"patient"})),

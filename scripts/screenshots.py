@@ -10,6 +10,7 @@ Playwright and saves:
 * ``find-a-doctor.png`` and ``doctor-slots.png``: the patient searching for a cardiologist, and one's free
   times;
 * ``queue-console.png``: the nurse's clinic queue after two walk-ins were triaged;
+* ``analytics-admin.png``: the administrator's analytics dashboard;
 * ``audit.png``: the administrator's audit log;
 * ``mfa-enrol.png``: a newly created doctor's forced two-step verification enrolment.
 
@@ -230,6 +231,10 @@ def take(base_url: str, out: Path) -> list[Path]:
 
             admin = new_page()
             sign_in(admin, ADMIN)
+            admin.goto("/analytics")
+            admin.wait_for_selector("[data-testid=volume] canvas")
+            admin.wait_for_selector("[data-testid=association-table], [data-testid=associations]")
+            shot(admin, "analytics-admin.png")
             admin.goto("/admin/audit")
             admin.wait_for_selector("[data-testid=audit-table]")
             shot(admin, "audit.png")

@@ -26,7 +26,9 @@ from sqlalchemy.orm import Session
 
 from caresync.analytics.cache import ResultCache, data_version
 from caresync.analytics.models import Encounter, EncounterDiagnosis
+from caresync.core import audit
 from caresync.core.auth import Principal
+from caresync.core.errors import Forbidden
 from caresync.core.rbac import Perm, require
 from caresync.identity.models import Patient
 
@@ -55,6 +57,28 @@ def analytics_scope(session: Session, principal: Principal, action: str) -> list
     if principal.is_system:
         return None
     return [principal.organisation_id] if principal.organisation_id else []
+
+
+def covered_organisations(
+    session: Session, principal: Principal, organisation_id: uuid.UUID | None, action: str
+) -> list[uuid.UUID] | None:
+    """The organisations to analyse (None: all): the caller's scope, or the one asked for, which must be in
+    the scope (otherwise 403, audited)."""
+    scope = analytics_scope(session, principal, action)
+    if organisation_id is None:
+        return scope
+    if scope is not None and organisation_id not in scope:
+        audit.record_and_commit(
+            session,
+            principal,
+            action,
+            outcome="denied",
+            resource_type="organisation",
+            resource_id=organisation_id,
+            detail={"reason": "organisation outside the caller's analytics scope"},
+        )
+        raise Forbidden("You can only analyse the activity of your own organisation.")
+    return [organisation_id]
 
 
 def empty_frame() -> pd.DataFrame:

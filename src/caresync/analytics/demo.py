@@ -82,13 +82,14 @@ def load(session: Session, *, years: int, seed: int) -> int:
 
 
 def _demo_patients(session: Session) -> pd.DataFrame:
-    """Each patient cared for at a hospital or clinic, once (their first such organisation by id)."""
+    """Each patient cared for at a hospital or clinic, once, at their home organisation: the one of their
+    demo care team (``reason == "demo"``), rather than one they only had an appointment at."""
     rows = session.execute(
         select(Patient.id, Patient.sex, Patient.birth_date, CareRelationship.organisation_id)
         .join(CareRelationship, CareRelationship.patient_id == Patient.id)
         .join(Organisation, Organisation.id == CareRelationship.organisation_id)
         .where(Organisation.kind.in_(CARE_KINDS), CareRelationship.ended_at.is_(None))
-        .order_by(Patient.id, CareRelationship.organisation_id)
+        .order_by(Patient.id, CareRelationship.reason != "demo", CareRelationship.organisation_id)
     ).all()
     frame = pd.DataFrame(rows, columns=["patient_key", "sex", "birth_date", "organisation_key"])
     frame = frame.drop_duplicates("patient_key").reset_index(drop=True)

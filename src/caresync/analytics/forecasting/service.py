@@ -24,38 +24,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from caresync.analytics import cache
-from caresync.analytics.data import analytics_scope, encounter_frame
+from caresync.analytics.data import covered_organisations, encounter_frame
 from caresync.analytics.forecasting import jobs as forecast_jobs
 from caresync.analytics.forecasting import sarima, surge
 from caresync.analytics.models import Encounter
 from caresync.analytics.rules import SurgeLevel
 from caresync.core import audit, jobs
 from caresync.core.auth import Principal
-from caresync.core.errors import Forbidden, NotFound, ValidationFailed
+from caresync.core.errors import NotFound, ValidationFailed
 from caresync.core.jobs import Job
 from caresync.db import utcnow
 from caresync.identity.models import Organisation
-
-
-def resolve_scope(
-    session: Session, principal: Principal, organisation_id: uuid.UUID | None, action: str
-) -> list[uuid.UUID] | None:
-    """The organisations an analysis covers: the caller's scope, or the one asked for if it is in it
-    (403, audited, otherwise)."""
-    scope = analytics_scope(session, principal, action)
-    if organisation_id is None:
-        return scope
-    if scope is not None and organisation_id not in scope:
-        audit.record_and_commit(
-            session,
-            principal,
-            action,
-            outcome="denied",
-            resource_type="organisation",
-            resource_id=organisation_id,
-        )
-        raise Forbidden("You can only analyse the activity of your own organisation.")
-    return [organisation_id]
 
 
 def _audit(
@@ -81,6 +60,7 @@ def _finished_job(session: Session, field: str, value: str) -> Job | None:
         .where(Job.kind == forecast_jobs.FORECAST_JOB, Job.status == "succeeded", Job.result.like(pattern))
         .order_by(Job.finished_at.desc())
         .limit(1)
+        .execution_options(populate_existing=True)  # it may have finished in another session meanwhile
     )
     return session.execute(query).scalar_one_or_none()
 
@@ -102,7 +82,7 @@ def request_forecast(
     """The forecast job for this granularity and scope, and whether it is an earlier one reused because no
     encounter arrived since (no new fit). 422 when the scope's history is too short."""
     spec = sarima.SPECS[granularity]
-    scope = resolve_scope(session, principal, organisation_id, "analytics.forecast.run")
+    scope = covered_organisations(session, principal, organisation_id, "analytics.forecast.run")
     version = cache.data_version(session, scope)
     earlier = _finished_job(session, "cache_key", forecast_jobs.cache_key(granularity, scope, version))
     if earlier is not None:
@@ -131,7 +111,7 @@ def latest_forecast(
 ) -> dict[str, Any]:
     """The newest finished forecast of this granularity for the scope, ``stale`` if encounters arrived since
     (404 when none has been run)."""
-    scope = resolve_scope(session, principal, organisation_id, "analytics.forecast.view")
+    scope = covered_organisations(session, principal, organisation_id, "analytics.forecast.view")
     job = _finished_job(session, "key", forecast_jobs.result_key(granularity, scope))
     if job is None:
         raise NotFound(
@@ -161,7 +141,7 @@ def surges(
     session: Session, principal: Principal, organisation_id: uuid.UUID | None, as_of: date | None
 ) -> dict[str, Any]:
     """Every condition's surge level in the scope, counted in whole weeks up to ``as_of`` (default now)."""
-    scope = resolve_scope(session, principal, organisation_id, "analytics.surges.view")
+    scope = covered_organisations(session, principal, organisation_id, "analytics.surges.view")
     until = surge_moment(as_of)
     week = sarima.period_start(pd.DatetimeIndex([until]), sarima.WEEKLY)[0]
     version = cache.data_version(session, scope)

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from caresync.analytics.data import covered_organisations
 from caresync.analytics.forecasting import jobs as forecast_jobs
 from caresync.analytics.forecasting import service as forecasting
 from caresync.analytics.risk import service as risk
@@ -92,7 +93,7 @@ def authorize_request(
     """Check (``analytics:view``, the kind, the organisation, the period: 403 audited, 422) and audit a
     report request; the period defaults to the last 52 weeks up to today."""
     action = "analytics.report.request"
-    statistics.covered_organisations(session, principal, organisation_id, action)
+    covered_organisations(session, principal, organisation_id, action)
     kinds = allowed_kinds(principal)
     chosen = kind or (kinds[0] if kinds else "")
     if chosen not in kinds or principal.user_id is None:
@@ -253,11 +254,14 @@ def _care_list(session: Session, principal: Principal, _request: ReportRequest) 
         .limit(MAX_CARE_LIST)
     ).scalars()
     rows: list[dict[str, Any]] = []
-    for patient in list(patients):
-        try:
-            result = risk.patient_risk(session, principal, patient.id)
-        except Conflict as exc:
-            return {"care_list": {"rows": [], "problem": exc.detail, "label": None}}
+    listed = list(patients)
+    by_id = {p.id: p for p in listed}
+    try:
+        results = risk.visible_patients_risk(session, principal, listed)
+    except Conflict as exc:
+        return {"care_list": {"rows": [], "problem": exc.detail, "label": None}}
+    for result in results:
+        patient = by_id[result.patient_id]
         drivers = result.result.drivers
         rows.append(
             {
@@ -319,7 +323,7 @@ def make_report(user_id: uuid.UUID, request: ReportRequest, progress: Progress) 
         if request.kind not in allowed_kinds(principal):
             raise Forbidden("Your role can no longer ask for this report.")
         action = "analytics.report.make"
-        scope = statistics.covered_organisations(session, principal, request.organisation_id, action)
+        scope = covered_organisations(session, principal, request.organisation_id, action)
         context: dict[str, Any] = {
             "kind": request.kind,
             "title": TITLES[request.kind],

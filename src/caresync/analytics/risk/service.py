@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,14 @@ from sqlalchemy.orm import Session
 from caresync.analytics.data import ages_at, encounter_frame
 from caresync.analytics.models import Encounter
 from caresync.analytics.risk import store
-from caresync.analytics.risk.features import CONDITION_GROUPS, VITAL_DEFAULTS, patient_features, training_set
+from caresync.analytics.risk.features import (
+    CONDITION_GROUPS,
+    FEATURE_NAMES,
+    VITAL_DEFAULTS,
+    encounter_table,
+    features_at,
+    training_set,
+)
 from caresync.analytics.risk.model import (
     CV_FOLDS,
     DISAGREEMENT,
@@ -46,7 +53,7 @@ from caresync.analytics.risk.model import (
 from caresync.core import audit
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, Forbidden, NotFound
-from caresync.core.rbac import Perm, authorize_patient, require
+from caresync.core.rbac import Perm, authorize_patient, patient_access, require
 from caresync.db import utcnow
 from caresync.identity.models import Patient
 
@@ -69,6 +76,9 @@ class PatientRisk:
     version: str
     label: str | None  # the card's "demonstration only" label, when trained on synthetic data
     result: RiskResult
+
+
+RISK_ACTION = "analytics.risk.patient"
 
 
 def fingerprint(features: pd.DataFrame, labels: pd.Series) -> str:
@@ -200,8 +210,28 @@ def patient_risk(
 ) -> PatientRisk:
     """The patient's risk now from the organisation's active model (audited with the patient's id). 404
     for a patient the caller may not see; 409 when no model is active."""
-    action = "analytics.risk.patient"
-    authorize_patient(session, principal, patient_id, Perm.ANALYTICS_VIEW, action)
+    authorize_patient(session, principal, patient_id, Perm.ANALYTICS_VIEW, RISK_ACTION)
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound("No such patient.")
+    return patients_risk(session, principal, [patient], now=now)[0]
+
+
+def visible_patients_risk(
+    session: Session, principal: Principal, patients: Sequence[Patient], *, now: datetime | None = None
+) -> list[PatientRisk]:
+    """The risk of those of ``patients`` the caller may see (others are left out, not refused), e.g. a
+    clinician's care list: one load of their encounters and one feature matrix for all of them."""
+    visible = [p for p in patients if patient_access(session, principal, p.id) is not None]
+    return patients_risk(session, principal, visible, now=now) if visible else []
+
+
+def patients_risk(
+    session: Session, principal: Principal, patients: Sequence[Patient], *, now: datetime | None = None
+) -> list[PatientRisk]:
+    """The risk now of patients the caller was checked to see (each audited with its id), in order;
+    409 when no model is active."""
+    require(session, principal, Perm.ANALYTICS_VIEW, RISK_ACTION)
     version = store.active_version(principal.organisation_id)
     model_card = store.card(version) if version else None
     if version is None or model_card is None:
@@ -209,27 +239,31 @@ def patient_risk(
             "No risk model is active yet: an administrator trains one or activates a version on the "
             "Risk models page (/analytics/risk/models)."
         )
+    if not patients:
+        return []
     model = store.load(version)
-    patient = session.get(Patient, patient_id)
-    if patient is None:
-        raise NotFound("No such patient.")
     at = pd.Timestamp(now or utcnow())
-    age = int(ages_at(pd.Series([patient.birth_date]), pd.Series([at]))[0])
-    features = patient_features(
-        encounter_frame(session, organisation_ids=None, patient_ids=[patient_id]),
-        patient_id,
-        at,
-        age,
-        patient.sex,
+    refs = pd.DataFrame(
+        {
+            "patient_id": [str(p.id) for p in patients],
+            "at": [at] * len(patients),
+            "age": ages_at(pd.Series([p.birth_date for p in patients]), pd.Series([at] * len(patients))),
+            "sex": [p.sex for p in patients],
+        }
     )
-    result = predict(model, features)
-    audit.record(
-        session,
-        principal,
-        action,
-        patient_id=patient_id,
-        resource_type="Patient",
-        resource_id=patient_id,
-        detail={"version": version, "level": result.level.value},
-    )
-    return PatientRisk(patient_id, at.to_pydatetime(), version, model_card.get("label"), result)
+    frame = encounter_frame(session, organisation_ids=None, patient_ids=[p.id for p in patients])
+    features = features_at(encounter_table(frame), refs)
+    risks = []
+    for patient, (_, row) in zip(patients, features.iterrows(), strict=True):
+        result = predict(model, {name: float(row[name]) for name in FEATURE_NAMES})
+        audit.record(
+            session,
+            principal,
+            RISK_ACTION,
+            patient_id=patient.id,
+            resource_type="Patient",
+            resource_id=patient.id,
+            detail={"version": version, "level": result.level.value},
+        )
+        risks.append(PatientRisk(patient.id, at.to_pydatetime(), version, model_card.get("label"), result))
+    return risks

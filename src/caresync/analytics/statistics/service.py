@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from caresync.analytics import cache
-from caresync.analytics.data import analytics_scope, shared_encounter_frame
+from caresync.analytics.data import covered_organisations, shared_encounter_frame
 from caresync.analytics.statistics.associations import Associations, associations
 from caresync.analytics.statistics.demographics import GroupShare, demographics
 from caresync.analytics.statistics.trends import (
@@ -37,7 +37,7 @@ from caresync.analytics.statistics.trends import (
 )
 from caresync.core import audit
 from caresync.core.auth import Principal
-from caresync.core.errors import Forbidden, ValidationFailed
+from caresync.core.errors import ValidationFailed
 from caresync.db import utcnow
 
 DEFAULT_WEEKS = 12
@@ -87,28 +87,6 @@ def check_period(start: date | None, end: date | None) -> None:
             raise ValidationFailed(f"Dates must be between {FIRST_DAY} and {LAST_DAY}; {day} is not.")
     if start is not None and end is not None and end < start:
         raise ValidationFailed(f"The period ends ({end}) before it starts ({start}).")
-
-
-def covered_organisations(
-    session: Session, principal: Principal, organisation_id: uuid.UUID | None, action: str
-) -> list[uuid.UUID] | None:
-    """The organisations to analyse (None: all): the caller's scope, or the one asked for, which must be in
-    the scope (otherwise 403, audited)."""
-    scope = analytics_scope(session, principal, action)
-    if organisation_id is None:
-        return scope
-    if scope is not None and organisation_id not in scope:
-        audit.record_and_commit(
-            session,
-            principal,
-            action,
-            outcome="denied",
-            resource_type="organisation",
-            resource_id=organisation_id,
-            detail={"reason": "organisation outside the caller's analytics scope"},
-        )
-        raise Forbidden("You can only analyse the activity of your own organisation.")
-    return [organisation_id]
 
 
 def _authorise(session: Session, principal: Principal, kind: str, filters: Filters) -> list[uuid.UUID] | None:

@@ -2,8 +2,8 @@
 
 One row per (encounter, diagnosis), columns :data:`FRAME_COLUMNS`:
 
-- ``encounter_id``, ``patient_id``, ``organisation_id`` (canonical UUID strings; synthetic data may use
-  other string keys),
+- ``encounter_id`` (an opaque string key), ``patient_id``, ``organisation_id`` (canonical UUID strings;
+  synthetic data may use other string keys),
 - ``department`` and ``outcome`` (values of :mod:`.rules`), ``code`` (ICD-10), ``principal`` (bool),
 - ``started_at`` (pandas ``datetime64[ns, UTC]``), ``sex`` (``female``/``male``/...), ``age`` (whole years
   at the encounter),
@@ -132,7 +132,8 @@ def encounter_frame(
     if not rows:
         return empty_frame()
     raw = pd.DataFrame.from_records(rows, columns=list(raw_columns))
-    for column in ("encounter_id", "patient_id", "organisation_id"):
+    raw["encounter_id"] = raw["encounter_id"].astype(str)  # a grouping key only: as the driver gives it
+    for column in ("patient_id", "organisation_id"):
         raw[column] = canonical_ids(raw[column])
     raw["started_at"] = pd.to_datetime(raw["started_at"], utc=True, format="mixed")
     raw["principal"] = raw["principal"].astype(bool)

@@ -47,21 +47,7 @@ def load(session: Session, *, years: int, seed: int) -> int:
     data = synthetic.simulate(
         patients, organisation_keys, rng, years=years, end=utcnow().date(), visits_per_day=visits_per_day
     )
-    ids = _uuids(rng, len(data.encounters))
-    key_to_id = dict(zip(data.encounters["encounter_key"].tolist(), ids, strict=True))
-    _insert(session, Encounter, _encounter_rows(data.encounters, ids))
-    diagnoses = data.diagnoses
-    _insert(
-        session,
-        EncounterDiagnosis,
-        _rows(
-            {
-                "encounter_id": [key_to_id[key] for key in diagnoses["encounter_key"].tolist()],
-                "code": diagnoses["code"].tolist(),
-                "principal": diagnoses["principal"].tolist(),
-            }
-        ),
-    )
+    ids = write_encounters(session, data.encounters, data.diagnoses, rng)
     audit.record(
         session,
         system_principal("caresync demo"),
@@ -79,6 +65,28 @@ def load(session: Session, *, years: int, seed: int) -> int:
         },
     )
     return len(ids)
+
+
+def write_encounters(
+    session: Session, encounters: pd.DataFrame, diagnoses: pd.DataFrame, rng: np.random.Generator
+) -> list[uuid.UUID]:
+    """Bulk-insert synthetic encounters (``patient_key``/``organisation_key`` holding real ids) and their
+    diagnoses, in the caller's transaction; returns the new encounters' ids (drawn from ``rng``)."""
+    ids = _uuids(rng, len(encounters))
+    key_to_id = dict(zip(encounters["encounter_key"].tolist(), ids, strict=True))
+    _insert(session, Encounter, _encounter_rows(encounters, ids))
+    _insert(
+        session,
+        EncounterDiagnosis,
+        _rows(
+            {
+                "encounter_id": [key_to_id[key] for key in diagnoses["encounter_key"].tolist()],
+                "code": diagnoses["code"].tolist(),
+                "principal": diagnoses["principal"].tolist(),
+            }
+        ),
+    )
+    return ids
 
 
 def _demo_patients(session: Session) -> pd.DataFrame:

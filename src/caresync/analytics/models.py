@@ -33,7 +33,8 @@ class Encounter(IdMixin, Base):
         CheckConstraint("spo2_pct IS NULL OR spo2_pct BETWEEN 50 AND 100", name="spo2"),
         Index("ix_encounters_org_started", "organisation_id", "started_at"),
         Index("ix_encounters_patient_started", "patient_id", "started_at"),
-        Index("ix_encounters_org_created", "organisation_id", "created_at"),  # the data version (cache)
+        Index("ix_encounters_org_created", "organisation_id", "created_at"),  # the data version (cache) ...
+        Index("ix_encounters_created", "created_at"),  # ... of one organisation, and of all
     )
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))

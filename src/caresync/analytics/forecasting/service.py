@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from caresync.analytics import cache
-from caresync.analytics.data import covered_organisations, encounter_frame
+from caresync.analytics.data import covered_organisations, shared_encounter_frame
 from caresync.analytics.forecasting import jobs as forecast_jobs
 from caresync.analytics.forecasting import sarima, surge
 from caresync.analytics.models import Encounter
@@ -148,7 +148,8 @@ def surges(
 
     def compute() -> dict[str, Any]:
         started = time.perf_counter()
-        frame = encounter_frame(session, organisation_ids=scope, end=until)
+        frame = shared_encounter_frame(session, organisation_ids=scope)  # shared with the other analyses
+        frame = frame[frame["started_at"] < pd.Timestamp(until)]
         found = surge.surges(frame, as_of=pd.Timestamp(until))
         names = _organisation_names(session, {s.organisation_id for s in found})
         return {

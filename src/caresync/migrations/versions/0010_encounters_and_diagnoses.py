@@ -76,6 +76,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("appointment_id", name=op.f("uq_encounters_appointment_id")),
     )
     with op.batch_alter_table("encounters", schema=None) as batch_op:
+        batch_op.create_index("ix_encounters_created", ["created_at"], unique=False)
         batch_op.create_index("ix_encounters_org_created", ["organisation_id", "created_at"], unique=False)
         batch_op.create_index("ix_encounters_org_started", ["organisation_id", "started_at"], unique=False)
         batch_op.create_index("ix_encounters_patient_started", ["patient_id", "started_at"], unique=False)
@@ -113,6 +114,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_encounters_patient_started")
         batch_op.drop_index("ix_encounters_org_started")
         batch_op.drop_index("ix_encounters_org_created")
+        batch_op.drop_index("ix_encounters_created")
 
     op.drop_table("encounters")
     # ### end Alembic commands ###

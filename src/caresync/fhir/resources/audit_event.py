@@ -78,6 +78,7 @@ PATIENT_RECORD, APPLICATION = "110110", "110100"
 DOMAIN_TYPES = {
     "activity": PATIENT_RECORD,
     "adherence": PATIENT_RECORD,
+    "analytics": APPLICATION,  # aggregates; a patient's risk is a record access (ACTION_TYPES)
     "appointment": PATIENT_RECORD,
     "article": APPLICATION,
     "audit": "110101",
@@ -94,6 +95,7 @@ DOMAIN_TYPES = {
     "directory": APPLICATION,
     "dispense": "110109",
     "dose": PATIENT_RECORD,
+    "encounter": PATIENT_RECORD,
     "fhir": "110113",
     "message": PATIENT_RECORD,
     "note": PATIENT_RECORD,
@@ -117,6 +119,7 @@ ACTION_TYPES = {
     "patient.break_glass": ("110113", "110127"),
     "patient.access_history": ("110101", None),
     "fhir.scope": ("110113", "110132"),
+    "analytics.risk.patient": (PATIENT_RECORD, None),
     "record.export": ("110106", None),
     "record.download": ("110106", None),
     "credential.import": ("110107", None),
@@ -154,6 +157,8 @@ VERBS: dict[str, str] = {
     # read (view, print, export)
     "read": R,
     "view": R,
+    "models": R,  # the list of risk model versions
+    "run": E,  # a forecast run
     "history": R,
     "access_history": R,
     "summary": R,

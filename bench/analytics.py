@@ -15,16 +15,20 @@ serve``, signs the Riverside administrator and doctor in, and measures:
 
 1. **dashboards over HTTP** (the administrator: their organisation is the scope): ``GET
    /api/v1/analytics/trends``, ``/seasonality``, ``/demographics``, ``/associations`` and ``/surges`` with
-   their default filters. *First after start*: each endpoint's first call of the fresh server. *Cold*: the
-   first call after new data; before each one the doctor records an encounter (``POST
-   /api/v1/encounters``), so every cold sample recomputes (``--rounds`` per endpoint). *Cached*: ``--repeats``
-   calls after each cold one. Target: p95 < 200 ms cold, < 20 ms cached.
+   their default filters. *First after start*: each endpoint's first call of the fresh server (the first
+   one loads the scope's encounter frame, the others share it). *Cold after new data*: before each call the
+   doctor records an encounter (``POST /api/v1/encounters``), so every sample appends it to the frame and
+   recomputes (``--rounds`` per endpoint). *Cached*: ``--repeats`` calls after each cold one. Target: p95 <
+   200 ms cold, < 20 ms cached; each section says whether it is met.
 2. **the system-wide scope** is not reachable over HTTP (an administrator's analyses cover their own
    organisation; only the system actor covers every one), so both scopes are also timed in-process through
    the same services (``caresync.analytics.statistics.service``, ``forecasting.service.surges``), after the
-   server has stopped: same cold / cached protocol (a new encounter inserted before each cold call), same
-   targets. And where a cold call's time goes: the data-version query, loading the encounter frame, and each
-   pure computation, per scope (``--profile``: the cProfile top functions of each cold call on stderr).
+   server has stopped: *process-cold* (answers, counts and frames forgotten before each section: the frame
+   is loaded whole), then the cold-after-new-data / cached protocol (a new encounter inserted before each
+   cold call), same targets. And where a cold call's time goes: the data-version query, loading the encounter
+   frame (per period; the scope's held frame whole; appending one new encounter), and each pure
+   computation, per scope (``--profile``: the cProfile top functions of each cold call on stderr).
+   ``--dashboards-only`` stops here (no SARIMA, risk or reports).
 3. **SARIMA**: fit + forecast (``caresync.analytics.forecasting.sarima.fit_forecast``, 12 periods ahead) of
    the monthly and the weekly volume series of every organisation and of all together; seconds per series,
    and the whole forecast report (two evaluated splits + the forecast) of the system-wide series.
@@ -101,6 +105,14 @@ def per_endpoint(samples: dict[str, list[float]]) -> dict[str, Any]:
     """:func:`summary` of each endpoint's latencies, and of all of them together (``all``)."""
     return {name: summary(values) for name, values in samples.items()} | {
         "all": summary([ms for values in samples.values() for ms in values])
+    }
+
+
+def judged(samples: dict[str, list[float]], target_ms: float) -> dict[str, Any]:
+    """:func:`per_endpoint` with the p95 target and, for each section and ``all``, whether it is met."""
+    return {"target_p95_ms": target_ms} | {
+        name: block | {"met": block["p95_ms"] is not None and bool(block["p95_ms"] < target_ms)}
+        for name, block in per_endpoint(samples).items()
     }
 
 
@@ -288,8 +300,10 @@ def http_dashboards(
         "first_after_start_ms": {
             n: None if e.first is None else round(e.first, 1) for n, e in endpoints.items()
         },
-        "cold": per_endpoint({n: e.cold for n, e in endpoints.items()}),
-        "cached": per_endpoint({n: e.cached for n, e in endpoints.items()}),
+        "cold_after_new_data": judged(
+            {n: e.cold for n, e in endpoints.items()}, TARGET["dashboard_cold_p95_ms"]
+        ),
+        "cached": judged({n: e.cached for n, e in endpoints.items()}, TARGET["dashboard_cached_p95_ms"]),
         "errors": {n: e.errors for n, e in endpoints.items() if e.errors},
     }
 
@@ -375,18 +389,34 @@ def in_process_dashboards(
         return timed(run)[1]
 
     scope = "system-wide" if principal.is_system else "organisation"
+    process_cold: dict[str, list[float]] = {name: [] for name in calls}
+    for name in calls:  # nothing in memory: the scope's frame is loaded whole, the answer computed
+        forget()
+        with profiled(f"process-cold {name} ({scope})", args.profile):
+            process_cold[name].append(call(name))
     cold: dict[str, list[float]] = {name: [] for name in calls}
     cached: dict[str, list[float]] = {name: [] for name in calls}
     for number in range(args.rounds):
         for name in calls:
-            add_encounter(patient_id, organisation_id, number)
+            add_encounter(patient_id, organisation_id, number)  # the frame appends it; answers recompute
             with profiled(f"cold {name} ({scope})", args.profile and number == 0):
                 cold[name].append(call(name))
             cached[name].extend(call(name) for _ in range(args.repeats))
+    cold_ms, cached_ms = TARGET["dashboard_cold_p95_ms"], TARGET["dashboard_cached_p95_ms"]
     return {
-        "cold": per_endpoint(cold),
-        "cached": per_endpoint(cached),
+        "process_cold": judged(process_cold, cold_ms),
+        "cold_after_new_data": judged(cold, cold_ms),
+        "cached": judged(cached, cached_ms),
     }
+
+
+def forget() -> None:
+    """Empty this process's analytics memory: cached answers, data counts and encounter frames."""
+    from caresync.analytics import cache
+    from caresync.analytics.data import FRAMES
+
+    cache.results.clear()
+    FRAMES.clear()
 
 
 def add_encounter(patient_id: uuid.UUID, organisation_id: uuid.UUID, number: int) -> None:
@@ -409,13 +439,17 @@ def add_encounter(patient_id: uuid.UUID, organisation_id: uuid.UUID, number: int
         s.add(encounter)
 
 
-def cold_breakdown(scope: list[uuid.UUID] | None) -> tuple[dict[str, Any], pd.DataFrame]:
+def cold_breakdown(
+    scope: list[uuid.UUID] | None, new_at: tuple[uuid.UUID, uuid.UUID]
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Where a cold dashboard call's time goes for a scope (``None``: every organisation): ms for the
-    data-version query, loading the frames, and each pure computation; and the whole frame."""
+    data-version query, loading the frames (each analysis' period on its own, the scope's held frame
+    whole, and appending one new encounter of ``new_at``: patient, organisation to it), and each pure
+    computation; and the whole frame."""
     import pandas as pd
 
     from caresync.analytics import cache
-    from caresync.analytics.data import encounter_frame
+    from caresync.analytics.data import FRAMES, compacted, encounter_frame
     from caresync.analytics.forecasting import surge
     from caresync.analytics.statistics import service as statistics
     from caresync.analytics.statistics.associations import associations
@@ -437,6 +471,13 @@ def cold_breakdown(scope: list[uuid.UUID] | None) -> tuple[dict[str, Any], pd.Da
                 end=statistics.midnight(last + WEEK),
             )
         )
+    with transaction(session_factory()) as s:
+        FRAMES.clear()
+        _, ms["held_frame_full_load"] = timed(lambda: FRAMES.held(s, scope))
+    add_encounter(*new_at, 0)
+    with transaction(session_factory()) as s:
+        _, ms["held_frame_append_one"] = timed(lambda: FRAMES.held(s, scope))
+    frame, window = compacted(frame), compacted(window)  # the form the services compute on
     _, ms["trends_compute"] = timed(lambda: weekly_top(window, first, last))
     _, ms["seasonality_compute"] = timed(lambda: seasonal_profile(frame, None, None))
     _, ms["demographics_compute"] = timed(lambda: demographics(frame))
@@ -554,6 +595,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--demo-patients", type=int, default=200, help="`caresync demo --patients` (200)")
     parser.add_argument("--reports", type=int, default=2, help="cold and warm PDF reports of each kind (2)")
     parser.add_argument("--profile", action="store_true", help="cProfile each first cold call (stderr)")
+    parser.add_argument("--dashboards-only", action="store_true",
+                        help="dashboards and cold breakdown only (no reports, SARIMA, risk)")  # fmt: skip
     parser.add_argument("--port", type=int, default=8771, help="server port on 127.0.0.1 (default 8771)")
     parser.add_argument("--database-url", default="", help="an empty PostgreSQL database (default: SQLite)")
     args = parser.parse_args()
@@ -564,23 +607,25 @@ def parse_args() -> argparse.Namespace:
 
 
 def met_parts(result: dict[str, Any]) -> dict[str, bool]:
-    """Each target against its figure."""
+    """Each target against its figure (the parts that ran)."""
 
     def under(block: dict[str, Any], limit: float) -> bool:
         return block["p95_ms"] is not None and bool(block["p95_ms"] < limit)
 
-    http, local = result["dashboards_http_admin"], result["dashboards_in_process"]
-    cold, cached = TARGET["dashboard_cold_p95_ms"], TARGET["dashboard_cached_p95_ms"]
-    return {
-        "http_admin_cold": under(http["cold"]["all"], cold) and not http["errors"],
-        "http_admin_cached": under(http["cached"]["all"], cached) and not http["errors"],
-        "system_wide_cold": under(local["system_wide"]["cold"]["all"], cold),
-        "system_wide_cached": under(local["system_wide"]["cached"]["all"], cached),
-        "risk_inference": under(
-            result["risk"]["in_process"]["features_plus_predict"], TARGET["risk_inference_p95_ms"]
-        ),
-        "report_pdf": result["report_pdf"]["seconds"] < TARGET["report_pdf_s"],
+    http = result["dashboards_http_admin"]
+    parts = {
+        f"http_admin_{phase}": http[phase]["all"]["met"] and not http["errors"]
+        for phase in ("cold_after_new_data", "cached")
     }
+    for scope, phases in result["dashboards_in_process"].items():
+        parts |= {f"{scope}_{phase}": block["all"]["met"] for phase, block in phases.items()}
+    if "risk" in result:
+        parts["risk_inference"] = under(
+            result["risk"]["in_process"]["features_plus_predict"], TARGET["risk_inference_p95_ms"]
+        )
+    if "report_pdf" in result:
+        parts["report_pdf"] = result["report_pdf"]["seconds"] < TARGET["report_pdf_s"]
+    return parts
 
 
 def main() -> int:
@@ -594,7 +639,7 @@ def main() -> int:
     os.chdir(server.root)  # no .env file of the checkout
     if args.database_url:
         server.env["CARESYNC_DATABASE_URL"] = os.environ["CARESYNC_DATABASE_URL"] = args.database_url
-    result: dict[str, Any] = {"benchmark": "analytics"}
+    result: dict[str, Any] = {"benchmark": "analytics", "load_average_at_start": os.getloadavg()}
     try:
         log(f"preparing a fresh deployment in {server.root}")
         server.setup()
@@ -632,7 +677,8 @@ def main() -> int:
             http_risk_result = http_risk(doctor, seeded.cared_for)
             log(f"risk over HTTP: {http_risk_result}")
             clients = {"admin": admin, "nurse": admin, "doctor": doctor}  # admins may ask for nurse reports
-            result["report_pdf"] = http_reports(clients, seeded.cared_for, args.reports)
+            if not args.dashboards_only:
+                result["report_pdf"] = http_reports(clients, seeded.cared_for, args.reports)
         server.stop()
 
         from sqlalchemy import select
@@ -650,13 +696,15 @@ def main() -> int:
             "system_wide": in_process_dashboards(system_principal("bench"), *new_at, args),
         }
         log(f"dashboards in-process: {json.dumps(result['dashboards_in_process'])}")
-        organisation_breakdown, _ = cold_breakdown([seeded.admin_org_id])
-        system_breakdown, frame = cold_breakdown(None)
+        organisation_breakdown, _ = cold_breakdown([seeded.admin_org_id], new_at)
+        system_breakdown, frame = cold_breakdown(None, new_at)
         result["cold_breakdown_ms"] = {
             "organisation": organisation_breakdown,
             "system_wide": system_breakdown,
         }
         log(f"cold breakdown: {json.dumps(result['cold_breakdown_ms'])}")
+        if args.dashboards_only:
+            return report(result, args)
         result["forecasting"] = forecasting(frame, seeded.organisation_ids)
         log(f"forecasting: {json.dumps(result['forecasting'])}")
         result["risk"] = {
@@ -670,6 +718,11 @@ def main() -> int:
     finally:
         server.stop()
         server.cleanup()
+    return report(result, args)
+
+
+def report(result: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print the result with each target's verdict (stdout, one JSON object)."""
     parts = met_parts(result)
     result.update(
         {
@@ -677,6 +730,7 @@ def main() -> int:
             "met": all(parts.values()),
             "met_by_part": parts,
             "cores": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(),  # other work on the machine inflates every figure
             "database": "postgresql" if args.database_url else "sqlite",
         }
     )

@@ -5,8 +5,10 @@ Forecasts are kept as the result of their job (:mod:`.jobs`), keyed by granulari
 (:func:`caresync.analytics.cache.data_version`). Asking again while no encounter has been recorded in the
 scope returns the finished job at once, without a new fit; the latest result of a scope stays readable (marked
 ``stale``) after new encounters arrive, until someone runs the forecast again. Surges are quick enough
-(well under two seconds for three years of three organisations) to compute in the request, cached until new
-data arrive or a new week begins.
+(well under two seconds for three years of three organisations) to compute in the request, from the scope's
+encounter frame held in memory (:data:`caresync.analytics.data.FRAMES`), cached until an encounter of an
+earlier week arrives or a new week begins (only whole weeks count: new encounters of the week in progress
+change nothing).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from caresync.analytics import cache
-from caresync.analytics.data import covered_organisations, shared_encounter_frame
+from caresync.analytics.data import FRAMES, covered_organisations
 from caresync.analytics.forecasting import jobs as forecast_jobs
 from caresync.analytics.forecasting import sarima, surge
 from caresync.analytics.models import Encounter
@@ -144,18 +146,16 @@ def surges(
     scope = covered_organisations(session, principal, organisation_id, "analytics.surges.view")
     until = surge_moment(as_of)
     week = sarima.period_start(pd.DatetimeIndex([until]), sarima.WEEKLY)[0]
-    version = cache.data_version(session, scope)
+    held = FRAMES.held(session, scope)  # the frame the other analyses of the scope share
+    counted = (held.frame["started_at"] < week.tz_localize(UTC)).to_numpy()  # only whole weeks count
 
     def compute() -> dict[str, Any]:
         started = time.perf_counter()
-        frame = shared_encounter_frame(session, organisation_ids=scope)  # shared with the other analyses
-        frame = frame[frame["started_at"] < pd.Timestamp(until)]
-        found = surge.surges(frame, as_of=pd.Timestamp(until))
+        found = surge.surges(held.frame.loc[counted], as_of=pd.Timestamp(until))
         names = _organisation_names(session, {s.organisation_id for s in found})
         return {
             "organisation_ids": None if scope is None else [str(o) for o in scope],
             "as_of": week.date().isoformat(),
-            "data_version": version,
             "rules": [
                 {"level": level.value, "min_z": z, "min_ratio": ratio, "min_excess_per_week": excess}
                 for level, z, ratio, excess in surge.LEVEL_RULES
@@ -168,10 +168,13 @@ def surges(
             ],
         }
 
-    key = ("surges", forecast_jobs.scope_key(scope), week.isoformat())  # whole weeks before `week` count
-    result = cache.results.get_or_compute(key, version, compute)
+    # Encounters are only added (the frame store reloads in full, as a new generation, otherwise), so the
+    # weeks before `week` are unchanged while no encounter started before it arrives: new encounters of the
+    # week in progress do not recompute the surges.
+    key = ("surges", forecast_jobs.scope_key(scope), week.isoformat())
+    result = cache.results.get_or_compute(key, f"{held.generation}:{int(counted.sum())}", compute)
     _audit(session, principal, "analytics.surges.view", scope, as_of=until.date().isoformat())
-    return result
+    return {**result, "data_version": held.state.version}
 
 
 def _organisation_names(session: Session, ids: set[str]) -> dict[str, str]:

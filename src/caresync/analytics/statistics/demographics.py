@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from caresync.analytics.rules import AGE_BANDS, age_band
@@ -26,10 +27,12 @@ DIMENSIONS = (AGE_BAND, SEX)
 
 
 def with_age_bands(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with an ``age_band`` column (the band of ``age``, as :func:`rules.age_band` says)."""
-    ages = frame["age"].astype("int64")
-    bands = {age: age_band(int(age)) for age in ages.unique()}
-    return frame.assign(age_band=ages.map(bands))
+    """The frame with an ``age_band`` column (the band of ``age``, as :func:`rules.age_band` says; a
+    categorical, each distinct age banded once)."""
+    ages, inverse = np.unique(frame["age"].to_numpy(dtype="int64"), return_inverse=True)
+    codes, labels = pd.factorize(pd.Index([age_band(int(age)) for age in ages], dtype=object))
+    bands = pd.Categorical.from_codes(codes[inverse.reshape(-1)], categories=labels)
+    return frame.assign(age_band=pd.Series(bands, index=frame.index))
 
 
 def encounter_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -62,15 +65,23 @@ def _groups(dimension: str, present: pd.Series) -> list[str]:
     """Every age band, or every sex CareSync records plus any other value present, in a fixed order."""
     if dimension == AGE_BAND:
         return [label for _, label in AGE_BANDS]
-    return [*SEXES, *sorted(set(present.astype(str).unique()) - set(SEXES))]
+    return [*SEXES, *sorted(set(counts(present).index) - set(SEXES))]
+
+
+def counts(values: pd.Series) -> pd.Series:
+    """How many times each value occurs (by its text; missing values not counted), counted on the values
+    (cheap for categoricals) before they are turned into text."""
+    found = values.value_counts()
+    found = found[found > 0]
+    return found.groupby(found.index.astype(str)).sum()
 
 
 def _scope_shares(scope: str, encounters: pd.DataFrame) -> list[GroupShare]:
     patients = latest_per_patient(encounters)
     shares = []
     for dimension in DIMENSIONS:
-        by_patient = patients[dimension].astype(str).value_counts()
-        by_encounter = encounters[dimension].astype(str).value_counts()
+        by_patient = counts(patients[dimension])
+        by_encounter = counts(encounters[dimension])
         for group in _groups(dimension, encounters[dimension]):
             people, visits = int(by_patient.get(group, 0)), int(by_encounter.get(group, 0))
             shares.append(
@@ -91,7 +102,7 @@ def demographics(frame: pd.DataFrame) -> list[GroupShare]:
     """Age-band and sex counts and shares, ``overall`` first, then per organisation (by id)."""
     encounters = encounter_rows(frame)
     shares = _scope_shares(OVERALL, encounters)
-    organisations = encounters["organisation_id"].astype(str)
-    for organisation in sorted(organisations.unique()):
-        shares += _scope_shares(organisation, encounters[organisations == organisation])
+    organisations = encounters["organisation_id"]
+    for organisation in sorted(counts(organisations).index):
+        shares += _scope_shares(organisation, encounters[(organisations == organisation).to_numpy()])
     return shares

@@ -347,7 +347,8 @@ def test_staffing_advice_and_latest_complete_week() -> None:
 
 VIEWERS = ("admin", "doctor", "nurse")
 PAGE_CASES: dict[tuple[str, str], Case[Cast]] = {
-    ("GET", "/analytics"): Case(pages(only(200, *VIEWERS))),
+    # blood bank staff and donors are sent to their own analytics page (/analytics/blood)
+    ("GET", "/analytics"): Case(pages({**only(200, *VIEWERS), "bloodbank_staff": 303, "donor": 303})),
     ("GET", "/analytics/sections/{section}"): Case(
         pages(only(200, *VIEWERS)), path=lambda _w: {"section": "kpis"}
     ),
@@ -360,3 +361,14 @@ PAGE_CASES: dict[tuple[str, str], Case[Cast]] = {
 def test_permission_matrix(app: object, cast: Cast, seeded: dict[str, datetime]) -> None:
     assert_covered((dashboard_pages.router, PAGE_CASES))
     check_pages(app, cast, cast, PAGE_CASES, secrets=identities(cast.other_patient))
+
+
+@pytest.mark.parametrize("role", ["bloodbank_staff", "donor"])
+def test_blood_bank_staff_and_donors_get_the_blood_supply_analytics(
+    client: TestClient, cast: Cast, role: str
+) -> None:
+    web_login(client, cast[role])
+    response = client.get("/analytics", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == dashboard_pages.BLOOD_ANALYTICS
+    assert client.get(dashboard_pages.BLOOD_ANALYTICS).status_code == 200

@@ -7,6 +7,8 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every router of the analytics domain."""
+    from caresync.analytics.blood import api as blood_api
+    from caresync.analytics.blood import pages as blood_pages
     from caresync.analytics.dashboards import pages as dashboard_pages
     from caresync.analytics.encounters import api as encounters_api
     from caresync.analytics.encounters import pages as encounters_pages
@@ -17,6 +19,6 @@ def routers() -> list[APIRouter]:
     from caresync.analytics.risk import pages as risk_pages
     from caresync.analytics.statistics import api as statistics_api
 
-    apis = (encounters_api, statistics_api, forecasting_api, risk_api, reports_api)
-    pages = (encounters_pages, risk_pages, dashboard_pages, reports_pages)
+    apis = (encounters_api, statistics_api, forecasting_api, risk_api, reports_api, blood_api)
+    pages = (encounters_pages, risk_pages, dashboard_pages, reports_pages, blood_pages)
     return [module.router for module in (*apis, *pages)]

@@ -31,12 +31,14 @@ from caresync.analytics.statistics import service as statistics
 from caresync.core import jobs
 from caresync.core.auth import Principal
 from caresync.core.errors import NotFound, ValidationFailed
+from caresync.core.rbac import Perm, has_perm
 from caresync.db import utcnow
 from caresync.web.deps import Db, FormValues
-from caresync.web.pagekit import PageUser, domain_field_errors, render_page
+from caresync.web.pagekit import PageUser, domain_field_errors, redirect, render_page
 
 router = APIRouter(include_in_schema=False)
 T = "analytics/dashboards"
+BLOOD_ANALYTICS = "/analytics/blood"
 ROLE_SECTIONS = {
     "admin": ("kpis", "volume", "surges", "trends", "demographics", "associations"),
     "doctor": ("risks", "trends", "seasonality"),
@@ -49,8 +51,11 @@ ASSOCIATION_ROWS = 12
 SURGE_ROWS = 12
 
 
-def _parse_view(params: dict[str, str]) -> service.View:
-    """The filters of a query string or form (422 naming the field when one is wrong)."""
+def parse_view(
+    params: dict[str, str], today: date, default_period: str = service.DEFAULT_PERIOD
+) -> service.View:
+    """The filters of a query string or form: organisation and period (422 naming the field when one is
+    wrong)."""
     dates: dict[str, date | None] = {}
     for name in ("start", "end"):
         text = params.get(name, "").strip()
@@ -63,15 +68,15 @@ def _parse_view(params: dict[str, str]) -> service.View:
         organisation_id = uuid.UUID(organisation) if organisation else None
     except ValueError:
         raise ValidationFailed("Choose an organisation.", extra={"field": "organisation_id"}) from None
-    period = params.get("period", "").strip() or service.DEFAULT_PERIOD
-    return service.resolve_view(period, dates["start"], dates["end"], organisation_id, utcnow().date())
+    period = params.get("period", "").strip() or default_period
+    return service.resolve_view(period, dates["start"], dates["end"], organisation_id, today)
 
 
 def _filters(view: service.View) -> statistics.Filters:
     return statistics.Filters(organisation_id=view.organisation_id, start=view.start, end=view.end)
 
 
-def _api_query(view: service.View, **extra: str) -> str:
+def api_query(view: service.View, **extra: str) -> str:
     """The view as the analytics API's query string."""
     params = {"start": view.start.isoformat(), "end": view.end.isoformat(), **extra}
     if view.organisation_id:
@@ -81,11 +86,16 @@ def _api_query(view: service.View, **extra: str) -> str:
 
 @router.get("/analytics")
 def dashboard(request: Request, db: Db, principal: PageUser) -> Response:
-    """The dashboard of the user's role, with the filters; its sections load as fragments."""
+    """The dashboard of the user's role, with the filters; its sections load as fragments. Blood bank staff
+    and donors have their own analytics page (:mod:`caresync.analytics.blood`)."""
+    if not has_perm(principal, Perm.ANALYTICS_VIEW) and (
+        has_perm(principal, Perm.BLOOD_STOCK) or has_perm(principal, Perm.DONATE)
+    ):
+        return redirect(BLOOD_ANALYTICS)
     scope = analytics_scope(db, principal, service.ACTION)
     errors: dict[str, str] = {}
     try:
-        view = _parse_view(dict(request.query_params))
+        view = parse_view(dict(request.query_params), utcnow().date())
     except ValidationFailed as exc:
         errors = domain_field_errors(exc)
         view = service.resolve_view(service.DEFAULT_PERIOD, None, None, None, utcnow().date())
@@ -100,7 +110,7 @@ def dashboard(request: Request, db: Db, principal: PageUser) -> Response:
         "sections": ROLE_SECTIONS.get(principal.role, ROLE_SECTIONS["admin"]),
         "not_live": NOT_LIVE,
         "query": urlencode(view.query()),
-        "api_query": _api_query(view),
+        "api_query": api_query(view),
         "errors": errors,
         "values": dict(request.query_params),
     }
@@ -227,13 +237,13 @@ def _render_section(
 ) -> Response:
     if section not in SECTIONS:
         raise NotFound("No such dashboard section.")
-    view = _parse_view(params)
+    view = parse_view(params, utcnow().date())
     context = SECTIONS[section](db, principal, view, params)
     context |= {
         "view": view,
         "section": section,
         "query": urlencode(view.query()),
-        "api_query": _api_query(view),
+        "api_query": api_query(view),
         "problem": problem,
         "now": utcnow(),
     }
@@ -254,7 +264,7 @@ def run_forecast(request: Request, db: Db, principal: PageUser, form: FormValues
     section = params.get("section", "volume")
     if section not in ("volume", "staffing"):
         raise NotFound("No such dashboard section.")
-    view = _parse_view(params)
+    view = parse_view(params, utcnow().date())
     problem = ""
     try:
         job, _cached = forecasting.request_forecast(db, principal, "weekly", view.organisation_id)

@@ -243,14 +243,14 @@ def organisation_report(
         organisation_name=organisation.name,
         period=asked,
         generated_at=now,
-        stock=_stock(session, org_id, now),
+        stock=stock_rows(session, org_id, now),
         utilisation=_utilisation(session, org_id, asked),
         utilisation_by_month=_utilisation_by_month(session, org_id, asked),
         outdates=_outdates(session, org_id, asked),
         wastage=_wastage(session, org_id, asked),
         crossmatch=_crossmatch(session, org_id, asked),
-        donations_by_month=_donations_by_month(session, org_id, asked),
-        donations=_donation_summary(session, org_id, asked),
+        donations_by_month=monthly_donations(session, org_id, asked),
+        donations=donation_summary(session, org_id, asked),
     )
 
 
@@ -279,7 +279,7 @@ def _in_period(asked: Period) -> Any:
     return and_(UnitEvent.at >= asked.starts, UnitEvent.at < asked.ends)
 
 
-def _events(org_id: uuid.UUID, asked: Period, *conditions: Any) -> Any:
+def unit_events_in(org_id: uuid.UUID, asked: Period, *conditions: Any) -> Any:
     """Select from the organisation's unit events in the period, joined to their units."""
     return (
         select()
@@ -293,7 +293,8 @@ def _count_to(status: UnitStatus) -> Any:
     return func.count(distinct(case((UnitEvent.to_status == status.value, UnitEvent.unit_id))))
 
 
-def _stock(session: Session, org_id: uuid.UUID, now: datetime) -> list[StockRow]:
+def stock_rows(session: Session, org_id: uuid.UUID, now: datetime) -> list[StockRow]:
+    """The organisation's units by group and component: available (unexpired), held and quarantined."""
     available = and_(BloodUnit.status == UnitStatus.AVAILABLE.value, BloodUnit.expires_at > now)
     held = BloodUnit.status.in_((UnitStatus.RESERVED.value, UnitStatus.CROSSMATCHED.value))
     rows = session.execute(
@@ -312,7 +313,7 @@ def _stock(session: Session, org_id: uuid.UUID, now: datetime) -> list[StockRow]
 
 
 def _utilisation(session: Session, org_id: uuid.UUID, asked: Period) -> list[UsageRow]:
-    query = _events(org_id, asked, UnitEvent.to_status.in_(("issued", "transfused"))).add_columns(
+    query = unit_events_in(org_id, asked, UnitEvent.to_status.in_(("issued", "transfused"))).add_columns(
         BloodUnit.blood_group,
         BloodUnit.component,
         _count_to(UnitStatus.ISSUED),
@@ -324,7 +325,7 @@ def _utilisation(session: Session, org_id: uuid.UUID, asked: Period) -> list[Usa
 
 def _utilisation_by_month(session: Session, org_id: uuid.UUID, asked: Period) -> list[MonthUsage]:
     month = utc_month(UnitEvent.at)
-    query = _events(org_id, asked, UnitEvent.to_status.in_(("issued", "transfused"))).add_columns(
+    query = unit_events_in(org_id, asked, UnitEvent.to_status.in_(("issued", "transfused"))).add_columns(
         month, _count_to(UnitStatus.ISSUED), _count_to(UnitStatus.TRANSFUSED)
     )
     counts = {m: (issued, transfused) for m, issued, transfused in session.execute(query.group_by(month))}
@@ -335,7 +336,7 @@ def _outdates(session: Session, org_id: uuid.UUID, asked: Period) -> list[Outdat
     left = UnitEvent.to_status.in_([s.value for s in LEFT_INVENTORY])
     expired = _count_to(UnitStatus.EXPIRED)
     leaving = func.count(distinct(UnitEvent.unit_id))
-    base = _events(org_id, asked, left)
+    base = unit_events_in(org_id, asked, left)
     rows = session.execute(
         base.add_columns(BloodUnit.component, expired, leaving).group_by(BloodUnit.component)
     )
@@ -357,7 +358,7 @@ def _wastage(session: Session, org_id: uuid.UUID, asked: Period) -> list[Wastage
         (func.trim(UnitEvent.note) == _constant(""), _constant(UNSPECIFIED_REASON)),
         else_=func.trim(UnitEvent.note),
     )
-    query = _events(org_id, asked, or_(expired, discarded)).add_columns(
+    query = unit_events_in(org_id, asked, or_(expired, discarded)).add_columns(
         BloodUnit.component, reason, func.count(distinct(UnitEvent.unit_id))
     )
     rows = session.execute(query.group_by(BloodUnit.component, reason))
@@ -367,7 +368,7 @@ def _wastage(session: Session, org_id: uuid.UUID, asked: Period) -> list[Wastage
 
 
 def _crossmatch(session: Session, org_id: uuid.UUID, asked: Period) -> CrossmatchRatio:
-    query = _events(
+    query = unit_events_in(
         org_id,
         asked,
         BloodUnit.component.in_(CROSSMATCHED_COMPONENTS),
@@ -380,7 +381,8 @@ def _crossmatch(session: Session, org_id: uuid.UUID, asked: Period) -> Crossmatc
     return CrossmatchRatio(crossmatched, transfused)
 
 
-def _donations_in(org_id: uuid.UUID, asked: Period, *conditions: Any) -> Any:
+def donations_in(org_id: uuid.UUID, asked: Period, *conditions: Any) -> Any:
+    """Select from the donations collected at the organisation in the period."""
     return (
         select()
         .select_from(Donation)
@@ -393,11 +395,12 @@ def _donations_in(org_id: uuid.UUID, asked: Period, *conditions: Any) -> Any:
     )
 
 
-def _donations_by_month(session: Session, org_id: uuid.UUID, asked: Period) -> list[DonationMonth]:
+def monthly_donations(session: Session, org_id: uuid.UUID, asked: Period) -> list[DonationMonth]:
+    """Completed donations per month and blood group."""
     month = utc_month(Donation.collected_at)
     group = func.coalesce(Donor.blood_group, _constant(UNTYPED))
     query = (
-        _donations_in(org_id, asked, Donation.outcome == "completed")
+        donations_in(org_id, asked, Donation.outcome == "completed")
         .join(Donor, Donor.id == Donation.donor_id)
         .add_columns(month, group, func.count(Donation.id))
         .group_by(month, group)
@@ -408,8 +411,9 @@ def _donations_by_month(session: Session, org_id: uuid.UUID, asked: Period) -> l
     )
 
 
-def _donation_summary(session: Session, org_id: uuid.UUID, asked: Period) -> DonationSummary:
-    query = _donations_in(org_id, asked).add_columns(Donation.outcome, func.count(Donation.id))
+def donation_summary(session: Session, org_id: uuid.UUID, asked: Period) -> DonationSummary:
+    """The period's donation visits by outcome."""
+    query = donations_in(org_id, asked).add_columns(Donation.outcome, func.count(Donation.id))
     counts: dict[str, int] = defaultdict(int)
     for outcome, count in session.execute(query.group_by(Donation.outcome)):
         counts[outcome] = count

@@ -69,6 +69,7 @@ RESOURCE_MODULES = (
     "audit_event",
     "observations",
     "blood",
+    "encounters",
 )
 
 

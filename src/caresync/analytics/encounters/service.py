@@ -13,19 +13,24 @@ mental-health diagnosis (ICD-10 chapter F) also need the ``mental-health`` categ
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased, contains_eager
 
 from caresync.analytics.models import Encounter, EncounterDiagnosis
 from caresync.analytics.rules import CONDITION_BY_CODE, CONDITIONS, Department, Outcome
 from caresync.core import audit, realtime
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from caresync.core.pagination import Page, paginate
+from caresync.core.pagination import MAX_LIMIT, Page, paginate
 from caresync.core.rbac import ROLE_PERMISSIONS, Access, Perm, authorize_patient, require
 from caresync.db import on_commit, utcnow
 from caresync.identity.models import Patient, User
@@ -232,6 +237,42 @@ MENTAL_HEALTH_VISIT = exists().where(
 )
 
 
+def _filtered(
+    query: Select[Any],
+    scope: ReadScope,
+    *,
+    started_from: datetime | None,
+    started_before: datetime | None,
+    departments: Collection[str] | None,
+    organisation_ids: Collection[uuid.UUID] | None,
+    codes: Collection[str] | None,
+    encounter_ids: Collection[uuid.UUID] | None,
+) -> Select[Any]:
+    """``query`` (over encounters, maybe joined to their diagnoses) narrowed to what the scope shows and the
+    filters ask for. The diagnosis conditions use their own alias, so that they look at the whole visit even
+    when the query selects single diagnoses."""
+    diagnosis = aliased(EncounterDiagnosis)
+    if _hidden(scope):
+        mental_health = exists().where(
+            diagnosis.encounter_id == Encounter.id, diagnosis.code.in_(MENTAL_HEALTH_CODES)
+        )
+        query = query.where(~mental_health)
+    if started_from is not None:
+        query = query.where(Encounter.started_at >= started_from)
+    if started_before is not None:
+        query = query.where(Encounter.started_at < started_before)
+    if departments is not None:
+        query = query.where(Encounter.department.in_(list(departments)))
+    if organisation_ids is not None:
+        query = query.where(Encounter.organisation_id.in_(list(organisation_ids)))
+    if encounter_ids is not None:
+        query = query.where(Encounter.id.in_(list(encounter_ids)))
+    if codes is not None:
+        diagnosed = exists().where(diagnosis.encounter_id == Encounter.id, diagnosis.code.in_(list(codes)))
+        query = query.where(diagnosed)
+    return query
+
+
 def list_encounters(
     session: Session,
     principal: Principal,
@@ -239,14 +280,29 @@ def list_encounters(
     *,
     limit: int = 50,
     cursor: str | None = None,
+    started_from: datetime | None = None,
+    started_before: datetime | None = None,
+    departments: Collection[str] | None = None,
+    organisation_ids: Collection[uuid.UUID] | None = None,
+    codes: Collection[str] | None = None,
+    count_total: bool = False,
 ) -> Page[Encounter]:
     """One page of the patient's visits, newest first, for those who may read their diagnoses (the read
-    audited; flagged under break-glass)."""
+    audited; flagged under break-glass). Optional filters: started in [``started_from``,
+    ``started_before``), in one of ``departments``, at one of ``organisation_ids``, with a diagnosis among
+    ``codes``; ``count_total`` fills ``Page.total``."""
     action = "encounter.list"
     scope = _scope(session, principal, patient_id, action)
-    query = select(Encounter).where(Encounter.patient_id == patient_id)
-    if _hidden(scope):
-        query = query.where(~MENTAL_HEALTH_VISIT)
+    query = _filtered(
+        select(Encounter).where(Encounter.patient_id == patient_id),
+        scope,
+        started_from=started_from,
+        started_before=started_before,
+        departments=departments,
+        organisation_ids=organisation_ids,
+        codes=codes,
+        encounter_ids=None,
+    )
     page = paginate(
         session,
         query,
@@ -255,6 +311,7 @@ def list_encounters(
         descending=True,
         limit=limit,
         cursor=cursor,
+        count_total=count_total,
     )
     audit.record(
         session,
@@ -266,6 +323,114 @@ def list_encounters(
         flagged=scope.break_glass,
     )
     return page
+
+
+def _diagnosis_cursor(diagnosis: EncounterDiagnosis) -> str:
+    values = [diagnosis.encounter.started_at.isoformat(), str(diagnosis.encounter_id), diagnosis.code]
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def _after_diagnosis(cursor: str) -> ColumnElement[bool]:
+    """Rows after the cursor in the order (visit start descending, visit id descending, code)."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        started_at, encounter_id, code = datetime.fromisoformat(raw[0]), uuid.UUID(raw[1]), str(raw[2])
+    except (ValueError, TypeError, IndexError, KeyError, binascii.Error):
+        raise ValidationFailed("The cursor is not valid; start again without it.") from None
+    return or_(
+        Encounter.started_at < started_at,
+        and_(Encounter.started_at == started_at, Encounter.id < encounter_id),
+        and_(
+            Encounter.started_at == started_at, Encounter.id == encounter_id, EncounterDiagnosis.code > code
+        ),
+    )
+
+
+def list_diagnoses(
+    session: Session,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    started_from: datetime | None = None,
+    started_before: datetime | None = None,
+    codes: Collection[str] | None = None,
+    encounter_ids: Collection[uuid.UUID] | None = None,
+    count_total: bool = False,
+) -> Page[EncounterDiagnosis]:
+    """One page of the diagnoses of the patient's visits (newest visit first, then by code), each with its
+    visit loaded, under the same rule as :func:`list_encounters` (a visit hidden by consent hides all its
+    diagnoses). Filters: the visit started in [``started_from``, ``started_before``), the code is one of
+    ``codes``, the visit is one of ``encounter_ids``."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}.")
+    action = "encounter.list"
+    scope = _scope(session, principal, patient_id, action)
+    query = _filtered(
+        select(EncounterDiagnosis)
+        .join(EncounterDiagnosis.encounter)
+        .options(contains_eager(EncounterDiagnosis.encounter))
+        .where(Encounter.patient_id == patient_id),
+        scope,
+        started_from=started_from,
+        started_before=started_before,
+        departments=None,
+        organisation_ids=None,
+        codes=None,
+        encounter_ids=encounter_ids,
+    )
+    if codes is not None:
+        query = query.where(EncounterDiagnosis.code.in_(list(codes)))
+    total = None
+    if count_total:
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    if cursor:
+        query = query.where(_after_diagnosis(cursor))
+    order = (Encounter.started_at.desc(), Encounter.id.desc(), EncounterDiagnosis.code.asc())
+    rows = list(session.execute(query.order_by(*order).limit(limit + 1)).scalars().unique())
+    items = rows[:limit]
+    next_cursor = _diagnosis_cursor(items[-1]) if len(rows) > limit else None
+    audit.record(
+        session,
+        principal,
+        action,
+        patient_id=patient_id,
+        resource_type="Condition",
+        detail={"count": len(items), "access": scope.access.value},
+        flagged=scope.break_glass,
+    )
+    return Page(items=items, next_cursor=next_cursor, total=total)
+
+
+def whole_history(session: Session, principal: Principal, patient_id: uuid.UUID) -> list[Encounter]:
+    """Every visit of the patient the caller may see, newest first, with their diagnoses (two queries
+    however long the history), for an export such as FHIR ``Patient/$everything``; audited once."""
+    action = "encounter.list"
+    scope = _scope(session, principal, patient_id, action)
+    query = _filtered(
+        select(Encounter).where(Encounter.patient_id == patient_id),
+        scope,
+        started_from=None,
+        started_before=None,
+        departments=None,
+        organisation_ids=None,
+        codes=None,
+        encounter_ids=None,
+    )
+    encounters = list(
+        session.execute(query.order_by(Encounter.started_at.desc(), Encounter.id.desc())).scalars()
+    )
+    audit.record(
+        session,
+        principal,
+        action,
+        patient_id=patient_id,
+        resource_type="Encounter",
+        detail={"count": len(encounters), "access": scope.access.value, "whole": True},
+        flagged=scope.break_glass,
+    )
+    return encounters
 
 
 def get_encounter(session: Session, principal: Principal, encounter_id: uuid.UUID) -> Encounter:

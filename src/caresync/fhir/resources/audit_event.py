@@ -94,6 +94,7 @@ DOMAIN_TYPES = {
     "demo": "110107",
     "directory": APPLICATION,
     "dispense": "110109",
+    "document": PATIENT_RECORD,  # scanned documents, consultations
     "dose": PATIENT_RECORD,
     "encounter": PATIENT_RECORD,
     "fhir": "110113",
@@ -154,6 +155,9 @@ VERBS: dict[str, str] = {
     "renew": C,
     "wave": C,
     "load": C,
+    "upload": C,
+    "ocr": C,  # the searchable PDF filed into the record
+    "transcribe": C,
     # read (view, print, export)
     "read": R,
     "view": R,
@@ -189,6 +193,13 @@ VERBS: dict[str, str] = {
     "redeem": R,
     "mine": R,
     "location": R,
+    "inbox": R,
+    "progress": R,
+    "series": R,
+    "forecast": R,
+    "shortages": R,
+    "donations": R,
+    "me": R,
     # update
     "update": U,
     "edit": U,
@@ -198,6 +209,8 @@ VERBS: dict[str, str] = {
     "reschedule": U,
     "policy_update": U,
     "settings_update": U,
+    "speakers": U,
+    "approve": U,
     "triage": U,
     "call": U,
     "escalate": U,

@@ -526,14 +526,18 @@ def forecasting(frame: pd.DataFrame, organisations: dict[str, uuid.UUID]) -> dic
     return out
 
 
-def risk_inference(sample: list[uuid.UUID], profile: bool) -> dict[str, Any]:
-    """Per patient: loading their encounters, features, predict (ms), with the active model."""
-    import pandas as pd
+def _history_of(rows: Callable[[], Any]) -> Any:
+    from caresync.analytics.risk.features import patient_history
 
-    from caresync.analytics.data import ages_at, encounter_frame
+    return patient_history(rows())
+
+
+def risk_inference(sample: list[uuid.UUID], profile: bool) -> dict[str, Any]:
+    """Per patient: loading their encounters (the service's one indexed query), features, predict (ms),
+    with the active model: the path ``risk.service.patient_risk`` takes."""
     from caresync.analytics.risk import store
-    from caresync.analytics.risk.features import patient_features
-    from caresync.analytics.risk.model import predict
+    from caresync.analytics.risk.features import age_at, patient_features
+    from caresync.analytics.risk.service import HISTORY_QUERY, predict_named
     from caresync.db import session_factory, transaction, utcnow
     from caresync.identity.models import Patient
 
@@ -545,18 +549,17 @@ def risk_inference(sample: list[uuid.UUID], profile: bool) -> dict[str, Any]:
     features_ms: list[float] = []
     predict_ms: list[float] = []
     total_ms: list[float] = []
-    at = pd.Timestamp(utcnow())
+    at = utcnow()
     with transaction(session_factory()) as s:
         for number, patient_id in enumerate([*sample[:5], *sample]):  # five unmeasured first
             patient = s.get(Patient, patient_id)
             assert patient is not None
-            age = int(ages_at(pd.Series([patient.birth_date]), pd.Series([at]))[0])
-            frame, loaded = timed(
-                partial(encounter_frame, s, organisation_ids=None, patient_ids=[patient_id])
-            )
+            age = age_at(patient.birth_date, at)
+            rows = partial(s.connection().execute, HISTORY_QUERY, {"patient_id": patient_id})
+            history, loaded = timed(partial(_history_of, rows))
             with profiled("risk features", profile and number == 5):
-                features, featured = timed(partial(patient_features, frame, patient_id, at, age, patient.sex))
-            _, predicted = timed(partial(predict, model, features))
+                features, featured = timed(partial(patient_features, history, at, age, patient.sex))
+            _, predicted = timed(partial(predict_named, model, features))
             if number >= 5:
                 load_ms.append(loaded)
                 features_ms.append(featured)

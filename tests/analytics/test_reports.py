@@ -5,7 +5,7 @@ and download (permission matrices: another user's report is 404), and the page's
 from __future__ import annotations
 
 import shutil
-import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -17,18 +17,19 @@ from fastapi.testclient import TestClient
 from caresync.analytics import cache
 from caresync.analytics.reports import api as reports_api
 from caresync.analytics.reports import charts, service
+from caresync.analytics.reports import jobs as report_jobs
 from caresync.analytics.reports import pages as reports_pages
 from caresync.analytics.risk import service as risk_service
 from caresync.analytics.risk import store
-from caresync.core.jobs import Job
+from caresync.core.jobs import Job, huey
 from caresync.db import session_factory, transaction, utcnow
 from tests.analytics.test_forecasting_api import seed_history
 from tests.analytics.test_risk import generated_frame
 from tests.conftest import API, Cast, Factory, web_login
+from tests.pdftext import pdf_text
 from tests.permission_matrix import Case, assert_covered, check_api, check_pages, only, pages
 
 REPORTS = f"{API}/analytics/reports"
-PDFTOTEXT = shutil.which("pdftotext")
 THREE_YEARS = 1100  # days: enough whole weeks (149) for the weekly forecast's 70/30 split
 World = dict[str, str]
 Headers = Callable[..., dict[str, str]]
@@ -65,14 +66,6 @@ def active_model(model_card: dict[str, Any]) -> str:
     shutil.copytree(_kept(version), store.models_root() / version, dirs_exist_ok=True)
     store.set_active(version, store.DEFAULT_SCOPE)
     return version
-
-
-def pdf_text(pdf: bytes) -> str:
-    """The PDF's text, as ``pdftotext -layout`` reads it."""
-    assert PDFTOTEXT, "pdftotext is missing: install poppler-utils"
-    command = [PDFTOTEXT, "-layout", "-", "-"]
-    done = subprocess.run(command, input=pdf, capture_output=True, check=True)  # noqa: S603 (poppler's tool)
-    return " ".join(done.stdout.decode().split())  # one line: phrases survive the layout's line breaks
 
 
 def make_report(client: TestClient, headers: dict[str, str], **body: Any) -> tuple[dict[str, Any], str]:
@@ -225,6 +218,39 @@ def test_charts_are_inline_svg_with_their_titles() -> None:
         }
     )
     assert "No forecast: too short" in html
+
+
+def test_fixed_margins_keep_labels_and_legend_inside_the_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed margins (no constrained layout): tick labels, the y label and a long legend all fit."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    drawn: list[Any] = []
+    real_svg = charts._svg
+    monkeypatch.setattr(charts, "_svg", lambda figure, name: drawn.append(figure) or real_svg(figure, name))
+    lines = {"J45.9 Asthma, unspecified - long name"[:40]: [1.0] * 12, "I10 Hypertension": [1.2] * 12}
+    charts.lines_chart("Seasonal profile", list("JFMAMJJASOND"), lines, ylabel="Ratio")
+    history = [(date(2024, 1, 1) + timedelta(weeks=i), 1000.0 + i) for i in range(104)]
+    charts.volume_chart("Weekly patient volume and forecast", history, [])
+    charts.bar_chart(
+        "Patients by age band", ["0-17", "18-39", "40-64", "65+"], [10, 20, 30, 40], ylabel="Patients"
+    )
+    for figure in drawn:
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        used = figure.axes[0].get_tightbbox(canvas.get_renderer())  # ticks, labels, title, legend
+        assert used.x0 >= 0
+        assert used.y0 >= 0
+        assert used.x1 <= figure.bbox.x1
+        assert used.y1 <= figure.bbox.y1
+    assert len(drawn) == 3
+
+
+def test_workers_warm_up_what_reports_need() -> None:
+    """A worker loads WeasyPrint, matplotlib and the fonts when it starts (a Huey start-up hook), so its
+    first report costs what the next ones do."""
+    assert huey._startup["warm_up"] is report_jobs.warm_up
+    report_jobs.warm_up()
+    assert {"weasyprint", "matplotlib"} <= set(sys.modules)
 
 
 def test_kinds_periods_and_organisations_are_checked(

@@ -13,6 +13,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,20 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from caresync.analytics.data import FRAME_COLUMNS
+from caresync.analytics.data import FRAME_COLUMNS, ages_at
 from caresync.analytics.risk import service, store
 from caresync.analytics.risk.features import (
     CONDITION_GROUPS,
     FEATURE_LABELS,
     FEATURE_NAMES,
+    REFERENCE_COLUMNS,
+    ROW_COLUMNS,
     VITAL_DEFAULTS,
+    age_at,
     encounter_table,
     features_at,
     patient_features,
+    patient_history,
     training_set,
 )
 from caresync.analytics.risk.model import (
@@ -201,18 +206,69 @@ def test_features_have_no_leakage() -> None:
     pd.testing.assert_frame_equal(baseline, without_future)
 
 
+def rows_of(frame: pd.DataFrame, patient_id: str) -> list[tuple[Any, ...]]:
+    """A patient's encounter rows (``ROW_COLUMNS``) from a frame, as the database would give them."""
+    return list(frame.loc[frame["patient_id"] == patient_id, list(ROW_COLUMNS)].itertuples(index=False))
+
+
+def named(features: np.ndarray) -> dict[str, float]:
+    """A feature vector by feature name."""
+    return dict(zip(FEATURE_NAMES, features.tolist(), strict=True))
+
+
 def test_patient_features_now_count_the_whole_history() -> None:
-    now = pd.Timestamp("2024-06-01", tz="UTC")
-    frame = small_frame(HISTORY[:4])
-    features = patient_features(frame, "pa", now, 71, "female")
+    now = pd.Timestamp("2024-06-01", tz="UTC").to_pydatetime()
+    frame = small_frame(HISTORY)
+    features = named(patient_features(patient_history(rows_of(frame, "pa")), now, 71, "female"))
     assert features["prior_adverse"] == 3
     assert features["visits_12m"] == 2
     assert features["spo2_pct"] == 70.0
     assert features["chronic_lung_12m"] == 1
-    empty = patient_features(frame.iloc[0:0], "pa", now, 40, "male")
+    assert features["cardiovascular_ever"] == 3  # I50.9 of a1, I50.9 and I10 of a3; nothing of pb
+    empty = named(patient_features(patient_history([]), now, 40, "male"))
     assert empty["sex_male"] == 1
     assert empty["visits_12m"] == 0
     assert empty["spo2_pct_missing"] == 1
+
+
+def test_single_patient_features_equal_the_batch_features() -> None:
+    """The per-request path (rows, no pandas) and the batch path (a frame) give the very same features,
+    for every encounter of several patients (the moment of the encounter, one second later) and now."""
+    frame = generated_frame(patients=25, seed=3)
+    encounters = encounter_table(frame)
+    refs = encounters.rename(columns={"started_at": "at"})[list(REFERENCE_COLUMNS)]
+    later = refs.assign(at=refs["at"] + pd.Timedelta(seconds=1))
+    now = refs.drop_duplicates("patient_id").assign(at=pd.Timestamp("2030-01-01", tz="UTC"))
+    every = pd.concat([refs, later, now], ignore_index=True)
+    batch = features_at(encounters, every)
+    shuffled = frame.sample(frac=1.0, random_state=1)  # the database gives rows in any order
+    histories = {
+        patient: patient_history(rows_of(shuffled, patient)) for patient in frame["patient_id"].unique()
+    }
+    for index, ref in every.iterrows():
+        single = patient_features(
+            histories[ref["patient_id"]], ref["at"].to_pydatetime(), ref["age"], ref["sex"]
+        )
+        np.testing.assert_array_equal(single, batch.loc[index].to_numpy(), err_msg=str(ref.to_dict()))
+    assert batch["visits_12m"].max() > 2  # not all empty
+    assert batch["spo2_pct_missing"].min() == 0
+
+
+@pytest.mark.parametrize(
+    ("born", "moment"),
+    [
+        (date(1980, 5, 17), "2024-05-16T23:59:59+00:00"),
+        (date(1980, 5, 17), "2024-05-17T00:00:00+00:00"),
+        (date(1980, 5, 17), "2024-05-17T01:30:00+02:00"),  # still the 16th in UTC
+        (date(2000, 2, 29), "2023-02-28T12:00:00+00:00"),
+        (date(2000, 2, 29), "2023-03-01T00:00:00+00:00"),
+        (date(2000, 2, 29), "2024-02-29T00:00:00+00:00"),
+    ],
+)
+def test_age_at_matches_the_frames_ages(born: date, moment: str) -> None:
+    at = datetime.fromisoformat(moment)
+    expected = ages_at(pd.Series([born]), pd.Series([pd.Timestamp(at).tz_convert("UTC")]))[0]
+    assert age_at(born, at) == expected
 
 
 @pytest.mark.parametrize(
@@ -356,6 +412,8 @@ def test_prediction_is_consistent_and_fast(trained: tuple[dict[str, Any], RiskMo
     features, _ = training_set(frame)
     rows = features.to_numpy(float)[:200]
     forest = model.forest.predict_proba(rows)[:, 1]
+    walked = [forest_probability(model.forest, row.reshape(1, -1)) for row in rows]  # all trees at once
+    np.testing.assert_allclose(walked, forest, rtol=0, atol=1e-12)
     for i in range(0, 200, 20):
         result = predict(model, features.iloc[i].to_dict())
         assert result.probabilities["forest"] == pytest.approx(forest[i])

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -21,11 +22,20 @@ from caresync.analytics.risk import api as risk_api
 from caresync.analytics.risk import pages as risk_pages
 from caresync.analytics.risk import service, store
 from caresync.analytics.risk.demo import train_demo_model
-from caresync.analytics.risk.features import patient_features
+from caresync.analytics.risk.features import (
+    FEATURE_NAMES,
+    age_at,
+    encounter_table,
+    features_at,
+    patient_features,
+    patient_history,
+)
 from caresync.analytics.risk.model import RiskModel, predict
 from caresync.core.audit import AuditEntry
+from caresync.core.auth import Principal, system_principal
 from caresync.db import session_factory, transaction, utcnow
 from caresync.identity import patients as patient_service
+from caresync.identity.models import BreakGlassGrant, Patient
 from tests.analytics.test_risk import generated_frame
 from tests.conftest import API, Cast, Factory, web_login
 from tests.permission_matrix import Case, assert_covered, check_api, check_pages, identities, only, pages
@@ -184,7 +194,8 @@ def test_patient_risk_values_audit_and_csv(
         frame = encounter_frame(s, organisation_ids=None, patient_ids=[patient_id])
     at = pd.Timestamp(body["computed_at"])
     age = int(ages_at(pd.Series([date(1980, 5, 17)]), pd.Series([at]))[0])  # the cast patient's birth date
-    features = patient_features(frame, patient_id, at, age, "female")
+    refs = pd.DataFrame({"patient_id": [str(patient_id)], "at": [at], "age": [age], "sex": ["female"]})
+    features = features_at(encounter_table(frame), refs).iloc[0].to_dict()  # the batch path, from a frame
     assert features["prior_adverse"] == 1
     assert features["visits_12m"] == 2
     assert features["spo2_pct"] == 88
@@ -212,6 +223,88 @@ def test_patient_risk_values_audit_and_csv(
     lines = exported.content.decode("utf-8-sig").strip().splitlines()
     assert lines[0] == "feature,label,value,z,direction,importance,score"
     assert len(lines) == 1 + len(body["drivers"])
+
+
+def test_single_patient_path_equals_the_batch_path_on_the_database(
+    active: str, trained: Trained, cast: Cast
+) -> None:
+    """For several stored patients, the per-request features (one query, no pandas) equal the batch
+    features (encounter_frame + features_at), now and at a moment inside their history; and
+    patient_risk gives the same risk as the batch patients_risk."""
+    ids = store_frame(generated_frame(patients=8, seed=5), cast.org.id, "app")
+    now = utcnow()
+    middle = datetime(2024, 6, 1, tzinfo=UTC)
+    system = system_principal("test")
+    with transaction(session_factory()) as s:
+        patients = [s.get(Patient, patient_id) for patient_id in ids.values()]
+        frame = encounter_frame(s, organisation_ids=None, patient_ids=list(ids.values()))
+        table = encounter_table(frame)
+        for at in (now, middle):
+            refs = pd.DataFrame(
+                {
+                    "patient_id": [str(p.id) for p in patients],
+                    "at": [pd.Timestamp(at)] * len(patients),
+                    "age": [age_at(p.birth_date, at) for p in patients],
+                    "sex": [p.sex for p in patients],
+                }
+            )
+            batch = features_at(table, refs).to_numpy()
+            for patient, expected in zip(patients, batch, strict=True):
+                rows = s.connection().execute(service.HISTORY_QUERY, {"patient_id": patient.id})
+                single = patient_features(
+                    patient_history(rows), at, age_at(patient.birth_date, at), patient.sex
+                )
+                np.testing.assert_array_equal(single, expected)
+        assert batch[:, FEATURE_NAMES.index("visits_12m")].sum() > 0
+        together = service.patients_risk(s, system, patients, now=now)
+        for patient, risk in zip(patients, together, strict=True):
+            alone = service.patient_risk(s, system, patient.id, now=now)
+            assert alone.result == risk.result
+            assert alone.version == risk.version == active
+
+
+def test_care_list_risks_cover_exactly_the_visible_patients(active: str, cast: Cast) -> None:
+    """visible_patients_risk: the patients in the caller's care (one query), those the access rule grants
+    otherwise (here break-glass), not the others; every listed patient audited once."""
+    doctor = cast["doctor"]
+    stranger = cast.other_patient
+    with transaction(session_factory()) as s:
+        emergency = patient_service.new_patient(
+            given_name="Ema", family_name="Gency", sex="male", birth_date=date(1960, 1, 2)
+        )
+        s.add(emergency)
+        s.flush()
+        s.add(
+            BreakGlassGrant(
+                patient_id=emergency.id,
+                user_id=doctor.id,
+                reason="unconscious in the emergency room",
+                created_at=utcnow(),
+                expires_at=utcnow() + timedelta(hours=1),
+            )
+        )
+        emergency_id = emergency.id
+    principal = Principal(doctor.id, doctor.role, doctor.user.full_name, organisation_id=cast.org.id)
+    with transaction(session_factory()) as s:
+        listed = [s.get(Patient, pid) for pid in (cast["patient"].patient_id, stranger.id, emergency_id)]
+        risks = service.visible_patients_risk(s, principal, listed)
+        assert [r.patient_id for r in risks] == [cast["patient"].patient_id, emergency_id]
+        assert all(r.version == active for r in risks)
+        nurse = cast["nurse"]
+        as_nurse = Principal(nurse.id, nurse.role, nurse.user.full_name, organisation_id=cast.org.id)
+        assert [r.patient_id for r in service.visible_patients_risk(s, as_nurse, listed)] == [
+            cast["patient"].patient_id
+        ]
+        admin = cast["admin"]
+        as_admin = Principal(admin.id, admin.role, admin.user.full_name, organisation_id=cast.org.id)
+        assert service.visible_patients_risk(s, as_admin, listed) == []
+    with transaction(session_factory()) as s:
+        audited = s.execute(
+            select(AuditEntry.patient_id).where(AuditEntry.action == service.RISK_ACTION)
+        ).scalars()
+        assert sorted(map(str, audited)) == sorted(
+            map(str, [cast["patient"].patient_id, emergency_id, cast["patient"].patient_id])
+        )
 
 
 def test_no_active_model_is_a_clear_409(

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 WIDTH, HEIGHT = 7.0, 2.8  # inches: the width of an A4 page between its margins
+# Room around the axes, in inches: tick labels and the y label on the left, dates below, the title above.
+MARGINS = {"left": 0.7, "right": 0.3, "bottom": 0.35, "top": 0.3}  # right: half a date label
+LEGEND_WIDTH = 2.3  # inches right of the axes for a legend of condition names (40 characters at most)
 IDS = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')  # an id, and the two ways matplotlib refers to one
 BLUE, ORANGE = "#206bc4", "#f76707"
 
@@ -37,10 +40,18 @@ def _style() -> AbstractContextManager[None]:
     )
 
 
-def _figure(title: str, height: float = HEIGHT) -> tuple[Figure, Axes]:
+def _figure(title: str, height: float = HEIGHT, legend_width: float = 0.0) -> tuple[Figure, Axes]:
+    """A figure with fixed margins (in inches; ``legend_width`` more on the right for a legend beside the
+    axes): matplotlib's constrained layout would find the same ones, at twice the cost of the drawing."""
     from matplotlib.figure import Figure  # the object API: no pyplot, no global state between threads
 
-    figure = Figure(figsize=(WIDTH, height), layout="constrained")
+    figure = Figure(figsize=(WIDTH, height))
+    figure.subplots_adjust(
+        left=MARGINS["left"] / WIDTH,
+        right=1 - (MARGINS["right"] + legend_width) / WIDTH,
+        bottom=MARGINS["bottom"] / height,
+        top=1 - MARGINS["top"] / height,
+    )
     axes = figure.add_subplot()
     axes.set_title(title, loc="left", fontsize=9.5, fontweight="bold")
     axes.spines[["top", "right"]].set_visible(False)
@@ -108,7 +119,7 @@ def lines_chart(
 ) -> str:
     """One line per name over shared categories (e.g. conditions' profile over the months)."""
     with _style():
-        figure, axes = _figure(title)
+        figure, axes = _figure(title, legend_width=LEGEND_WIDTH if lines else 0.0)
         positions = list(range(len(x_labels)))  # labels may repeat (J, F, M, A, M, J...)
         axes.set_xticks(positions, list(x_labels))
         for name, values in lines.items():

@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 from caresync.analytics.reports import service
 from caresync.core import jobs
 from caresync.core.auth import Principal
-from caresync.core.jobs import JobContext, job_task
+from caresync.core.jobs import JobContext, huey, job_task
+
+
+@huey.on_startup()
+def warm_up() -> None:
+    """When a worker starts: load what reports need (WeasyPrint, matplotlib, fonts) before the first one."""
+    service.warm_up()
 
 
 @job_task(service.REPORT_JOB)

@@ -295,6 +295,14 @@ def render_pdf(html: str) -> bytes:
     return bytes(weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf())
 
 
+def warm_up() -> None:
+    """Import WeasyPrint and matplotlib and make one small PDF with a chart (fonts found, caches filled), so
+    that a worker's first report costs what the next ones do (run when a worker starts)."""
+    from caresync.analytics.reports import charts
+
+    render_pdf(f"<p>CareSync</p>{charts.bar_chart('Warm-up', ['a', 'b'], [1.0, 2.0], ylabel='Count')}")
+
+
 def file_name(kind: str, start: date, end: date) -> str:
     """A sensible name to save the PDF under."""
     return f"caresync-{kind}-report-{start.isoformat()}-{end.isoformat()}.pdf"

@@ -24,13 +24,14 @@ value lies from the training mean in standard deviations (``importance * |z|``);
 :data:`TOP_DRIVERS` with a positive score, each with its direction (above or below the average patient).
 
 **Inference** (:func:`predict`) runs one row through both models with plain NumPy (the same arithmetic as
-``predict_proba``, checked against it in the tests) in about 1 ms; ``predict_proba`` itself costs ~15 ms a
-row, mostly input validation and the forest's thread-pool set-up.
+``predict_proba``, checked against it in the tests; the forest's trees walked all at once) in about 0.5 ms;
+``predict_proba`` itself costs ~15 ms a row, mostly input validation and the forest's thread-pool set-up.
 """
 
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -287,17 +288,66 @@ def mlp_probability(pipeline: Pipeline, batch: np.ndarray) -> float:
     return positive if list(network.classes_).index(1) == 1 else 1.0 - positive
 
 
+@dataclass(frozen=True)
+class FlatForest:
+    """A fitted forest's trees as one set of node arrays, to walk every tree at once with NumPy: node ``i``
+    splits on ``features[i]`` at ``thresholds[i]`` (left when the value is at most the threshold, as
+    scikit-learn does on float32 inputs) into ``left[i]`` and ``right[i]``; a leaf points to itself and
+    holds ``positive[i]``, the share of adverse training rows. ``roots`` are the trees' first nodes."""
+
+    roots: np.ndarray
+    features: np.ndarray
+    thresholds: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    positive: np.ndarray
+    depth: int
+
+    @classmethod
+    def of(cls, forest: RandomForestClassifier) -> FlatForest:
+        """The flat form of a fitted forest."""
+        column = list(forest.classes_).index(1)
+        roots, features, thresholds, left, right, positive = [], [], [], [], [], []
+        start = 0
+        for estimator in forest.estimators_:
+            tree = estimator.tree_
+            nodes = np.arange(tree.node_count)
+            leaf = tree.children_left == -1
+            roots.append(start)
+            features.append(np.where(leaf, 0, tree.feature))
+            thresholds.append(tree.threshold)
+            left.append(start + np.where(leaf, nodes, tree.children_left))
+            right.append(start + np.where(leaf, nodes, tree.children_right))
+            counts = tree.value[:, 0, :]
+            positive.append(counts[:, column] / counts.sum(axis=1))
+            start += tree.node_count
+        return cls(
+            roots=np.array(roots),
+            features=np.concatenate(features),
+            thresholds=np.concatenate(thresholds),
+            left=np.concatenate(left),
+            right=np.concatenate(right),
+            positive=np.concatenate(positive),
+            depth=max(estimator.tree_.max_depth for estimator in forest.estimators_),
+        )
+
+
+_flat_forests: weakref.WeakKeyDictionary[RandomForestClassifier, FlatForest] = weakref.WeakKeyDictionary()
+
+
 def forest_probability(forest: RandomForestClassifier, batch: np.ndarray) -> float:
     """The forest's probability of an adverse outcome for one row: the mean of the trees' leaf
-    probabilities, exactly what ``predict_proba`` computes, without its per-call thread-pool set-up (which
-    costs ~13 ms a call, against ~1 ms for the trees themselves)."""
-    row = np.ascontiguousarray(batch, dtype=np.float32)
-    positive = list(forest.classes_).index(1)
-    total = 0.0
-    for tree in forest.estimators_:
-        leaf_values = tree.tree_.value[tree.tree_.apply(row)[0], 0]
-        total += float(leaf_values[positive] / leaf_values.sum())
-    return total / len(forest.estimators_)
+    probabilities, exactly what ``predict_proba`` computes, with every tree walked at once over the
+    :class:`FlatForest` (made once per forest): ~0.1 ms, where ``predict_proba`` spends ~13 ms a call
+    setting up its thread pool and a loop over the trees ~1 ms."""
+    flat = _flat_forests.get(forest)
+    if flat is None:
+        flat = _flat_forests[forest] = FlatForest.of(forest)
+    row = np.ascontiguousarray(batch, dtype=np.float32)[0]
+    node = flat.roots
+    for _ in range(flat.depth):
+        node = np.where(row[flat.features[node]] <= flat.thresholds[node], flat.left[node], flat.right[node])
+    return float(flat.positive[node].mean())
 
 
 def predict(model: RiskModel, features: Mapping[str, float] | Sequence[float]) -> RiskResult:

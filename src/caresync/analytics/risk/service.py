@@ -20,18 +20,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import exists, select
+from sqlalchemy import String, bindparam, exists, select, type_coerce
 from sqlalchemy.orm import Session
 
-from caresync.analytics.data import ages_at, encounter_frame
-from caresync.analytics.models import Encounter
+from caresync.analytics.data import encounter_frame
+from caresync.analytics.models import Encounter, EncounterDiagnosis
 from caresync.analytics.risk import store
 from caresync.analytics.risk.features import (
     CONDITION_GROUPS,
     FEATURE_NAMES,
     VITAL_DEFAULTS,
+    age_at,
     encounter_table,
     features_at,
+    patient_features,
+    patient_history,
     training_set,
 )
 from caresync.analytics.risk.model import (
@@ -45,6 +48,7 @@ from caresync.analytics.risk.model import (
     TEST_SIZE,
     TREES,
     Progress,
+    RiskModel,
     RiskResult,
     cap_rows,
     predict,
@@ -53,7 +57,14 @@ from caresync.analytics.risk.model import (
 from caresync.core import audit
 from caresync.core.auth import Principal
 from caresync.core.errors import Conflict, Forbidden, NotFound
-from caresync.core.rbac import Perm, authorize_patient, patient_access, require
+from caresync.core.rbac import (
+    CLINICIANS,
+    Perm,
+    authorize_patient,
+    cared_for_patient_ids,
+    patient_access,
+    require,
+)
 from caresync.db import utcnow
 from caresync.identity.models import Patient
 
@@ -79,6 +90,19 @@ class PatientRisk:
 
 
 RISK_ACTION = "analytics.risk.patient"
+# One patient's encounter rows (features.ROW_COLUMNS): the rows encounter_frame gives (encounters with their
+# diagnoses), through the (patient_id, started_at) index; built once, so SQLAlchemy's compiled cache hits.
+HISTORY_QUERY = (
+    select(
+        type_coerce(Encounter.id, String),
+        Encounter.started_at,
+        Encounter.outcome,
+        EncounterDiagnosis.code,
+        *(getattr(Encounter, vital) for vital in VITAL_DEFAULTS),
+    )
+    .join(EncounterDiagnosis, EncounterDiagnosis.encounter_id == Encounter.id)
+    .where(Encounter.patient_id == bindparam("patient_id", type_=Encounter.patient_id.type))
+)
 
 
 def fingerprint(features: pd.DataFrame, labels: pd.Series) -> str:
@@ -209,20 +233,35 @@ def patient_risk(
     session: Session, principal: Principal, patient_id: uuid.UUID, *, now: datetime | None = None
 ) -> PatientRisk:
     """The patient's risk now from the organisation's active model (audited with the patient's id). 404
-    for a patient the caller may not see; 409 when no model is active."""
+    for a patient the caller may not see; 409 when no model is active. One indexed query for the patient's
+    encounters, features in NumPy (:func:`~caresync.analytics.risk.features.patient_features`), no pandas."""
     authorize_patient(session, principal, patient_id, Perm.ANALYTICS_VIEW, RISK_ACTION)
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise NotFound("No such patient.")
-    return patients_risk(session, principal, [patient], now=now)[0]
+    version, model_card, model = _active_model(principal)
+    at = now or utcnow()
+    features = patient_features(
+        patient_history(session.connection().execute(HISTORY_QUERY, {"patient_id": patient.id})),
+        at,
+        age_at(patient.birth_date, at),
+        patient.sex,
+    )
+    return _audited(session, principal, patient.id, at, version, model_card, predict_named(model, features))
 
 
 def visible_patients_risk(
     session: Session, principal: Principal, patients: Sequence[Patient], *, now: datetime | None = None
 ) -> list[PatientRisk]:
     """The risk of those of ``patients`` the caller may see (others are left out, not refused), e.g. a
-    clinician's care list: one load of their encounters and one feature matrix for all of them."""
-    visible = [p for p in patients if patient_access(session, principal, p.id) is not None]
+    clinician's care list: one query for the patients in the caller's care (those the access rule grants
+    first), the access rule for the others, then one load of their encounters and one feature matrix."""
+    cared = (
+        set(session.execute(cared_for_patient_ids(principal)).scalars())
+        if principal.role in CLINICIANS and principal.user_id is not None
+        else set()
+    )
+    visible = [p for p in patients if p.id in cared or patient_access(session, principal, p.id) is not None]
     return patients_risk(session, principal, visible, now=now) if visible else []
 
 
@@ -232,6 +271,29 @@ def patients_risk(
     """The risk now of patients the caller was checked to see (each audited with its id), in order;
     409 when no model is active."""
     require(session, principal, Perm.ANALYTICS_VIEW, RISK_ACTION)
+    version, model_card, model = _active_model(principal)
+    if not patients:
+        return []
+    at = now or utcnow()
+    moment = pd.Timestamp(at)
+    refs = pd.DataFrame(
+        {
+            "patient_id": [str(p.id) for p in patients],
+            "at": [moment] * len(patients),
+            "age": [age_at(p.birth_date, at) for p in patients],
+            "sex": [p.sex for p in patients],
+        }
+    )
+    frame = encounter_frame(session, organisation_ids=None, patient_ids=[p.id for p in patients])
+    features = features_at(encounter_table(frame), refs).to_numpy()
+    return [
+        _audited(session, principal, patient.id, at, version, model_card, predict_named(model, row))
+        for patient, row in zip(patients, features, strict=True)
+    ]
+
+
+def _active_model(principal: Principal) -> tuple[str, dict[str, Any], RiskModel]:
+    """The version, card and model the caller's organisation uses (409 when none is active)."""
     version = store.active_version(principal.organisation_id)
     model_card = store.card(version) if version else None
     if version is None or model_card is None:
@@ -239,31 +301,32 @@ def patients_risk(
             "No risk model is active yet: an administrator trains one or activates a version on the "
             "Risk models page (/analytics/risk/models)."
         )
-    if not patients:
-        return []
-    model = store.load(version)
-    at = pd.Timestamp(now or utcnow())
-    refs = pd.DataFrame(
-        {
-            "patient_id": [str(p.id) for p in patients],
-            "at": [at] * len(patients),
-            "age": ages_at(pd.Series([p.birth_date for p in patients]), pd.Series([at] * len(patients))),
-            "sex": [p.sex for p in patients],
-        }
+    return version, model_card, store.load(version)
+
+
+def predict_named(model: RiskModel, features: np.ndarray) -> RiskResult:
+    """:func:`~caresync.analytics.risk.model.predict` of a feature vector in :data:`FEATURE_NAMES` order,
+    whatever order the model was trained in."""
+    return predict(model, dict(zip(FEATURE_NAMES, features.tolist(), strict=True)))
+
+
+def _audited(
+    session: Session,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    at: datetime,
+    version: str,
+    model_card: dict[str, Any],
+    result: RiskResult,
+) -> PatientRisk:
+    """Audit one patient's risk (with their id) and wrap it."""
+    audit.record(
+        session,
+        principal,
+        RISK_ACTION,
+        patient_id=patient_id,
+        resource_type="Patient",
+        resource_id=patient_id,
+        detail={"version": version, "level": result.level.value},
     )
-    frame = encounter_frame(session, organisation_ids=None, patient_ids=[p.id for p in patients])
-    features = features_at(encounter_table(frame), refs)
-    risks = []
-    for patient, (_, row) in zip(patients, features.iterrows(), strict=True):
-        result = predict(model, {name: float(row[name]) for name in FEATURE_NAMES})
-        audit.record(
-            session,
-            principal,
-            RISK_ACTION,
-            patient_id=patient.id,
-            resource_type="Patient",
-            resource_id=patient.id,
-            detail={"version": version, "level": result.level.value},
-        )
-        risks.append(PatientRisk(patient.id, at.to_pydatetime(), version, model_card.get("label"), result))
-    return risks
+    return PatientRisk(patient_id, at, version, model_card.get("label"), result)

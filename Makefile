@@ -20,14 +20,20 @@ PORT ?= 8000
 # included. tests/conftest.py supports pytest-xdist (a temp var dir and, on PostgreSQL, a database per
 # worker), so two workers by default.
 PYTEST_ARGS ?= -q -n 2
-PYTEST_PG_ARGS ?= $(PYTEST_ARGS)
+# The PostgreSQL run skips the pure tests (marked no_db: they never touch the database, so a second run
+# would only repeat the SQLite run's result).
+PYTEST_PG_ARGS ?= $(PYTEST_ARGS) -m 'not no_db'
 PYTEST := $(PY) -m pytest
 
-# Debian packages the full test suite needs (browser tests, the PostgreSQL run, Redis paths, PDF fonts).
-DEB_PACKAGES ?= postgresql redis-server chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
+# Debian packages the app itself runs with (PDF fonts and layout, OCR; espeak-ng speaks the demo's sample
+# consultation), and the ones the full test suite adds (the PostgreSQL run, Redis paths, browser tests,
+# reading PDFs back).
+RUNTIME_DEB_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 tesseract-ocr tesseract-ocr-eng \
+	ghostscript unpaper pngquant espeak-ng
+DEB_PACKAGES ?= $(RUNTIME_DEB_PACKAGES) postgresql redis-server chromium poppler-utils
 LINT_PATHS := src tests bench scripts
 
-.PHONY: help install run system-deps test test-sqlite test-postgres test-e2e lint format typecheck bench vendor \
+.PHONY: help install run runtime-deps system-deps test test-sqlite test-postgres test-e2e lint format typecheck bench vendor \
 	clean distclean
 
 help:
@@ -44,7 +50,8 @@ help:
 
 # --- install -----------------------------------------------------------------------------------------------
 # Re-runs pip only when pyproject.toml is newer than the stamp (or the venv is missing).
-$(STAMP): pyproject.toml
+# PyTorch goes in first, pinned to its CPU build by constraints.txt (see there).
+$(STAMP): pyproject.toml constraints.txt
 	@if [ ! -x "$(PY)" ]; then \
 		[ -n "$(PYTHON)" ] || { echo "error: python3 not found" >&2; exit 1; }; \
 		"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
@@ -52,14 +59,15 @@ $(STAMP): pyproject.toml
 		echo "creating $(VENV) with $$("$(PYTHON)" -V)"; \
 		"$(PYTHON)" -m venv "$(VENV)"; \
 	fi
-	$(PY) -m pip install --quiet --progress-bar off -e '.[test]'
+	$(PY) -m pip install --quiet --progress-bar off -c constraints.txt torch
+	$(PY) -m pip install --quiet --progress-bar off -c constraints.txt -e '.[test]'
 	@touch "$(STAMP)"
 	@echo "installed CareSync into $(VENV)"
 
 install: $(STAMP)
 
 # --- run ---------------------------------------------------------------------------------------------------
-run: install
+run: runtime-deps install
 	$(CARESYNC) migrate
 	$(CARESYNC) demo --if-empty
 	@echo
@@ -72,6 +80,9 @@ run: install
 # --- system packages ---------------------------------------------------------------------------------------
 # As root with apt-get: install what is missing (apt-get update first only if the lists are missing or more
 # than a day old, and once more if the install fails on stale lists). Otherwise: say what is missing, go on.
+runtime-deps: DEB_PACKAGES = $(RUNTIME_DEB_PACKAGES)
+runtime-deps: system-deps
+
 system-deps:
 	@if ! command -v dpkg >/dev/null 2>&1; then \
 		echo "system-deps: not a Debian system; make sure these are installed: $(DEB_PACKAGES)"; exit 0; \

@@ -63,7 +63,9 @@ def test_upgrade_head_matches_the_models(fresh_url: str) -> None:
     runner.upgrade("head")
     engine = engine_for(fresh_url)
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": runner.include_object}
+        )
         differences = compare_metadata(context, caresync.models.metadata)
         tables = set(inspect(conn).get_table_names())
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()

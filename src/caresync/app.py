@@ -152,6 +152,7 @@ def create_app() -> FastAPI:
     """Build the CareSync web application."""
     from caresync.analytics import routes as analytics_routes
     from caresync.bloodbank import routes as bloodbank_routes
+    from caresync.documents import routes as documents_routes
     from caresync.engagement.articles import api as articles_api
     from caresync.engagement.articles import pages as articles_pages
     from caresync.engagement.streaks import api as streaks_api
@@ -227,7 +228,7 @@ def create_app() -> FastAPI:
     app.include_router(observability_api.router)  # /healthz, /readyz, /metrics
     app.include_router(backup_pages.router)
     app.include_router(credentials_pages.router)
-    for router in (*bloodbank_routes.routers(), *analytics_routes.routers()):
+    for router in (*bloodbank_routes.routers(), *analytics_routes.routers(), *documents_routes.routers()):
         app.include_router(router)
     app.include_router(fhir_tokens.router)
     app.include_router(fhir_pages.router)

@@ -6,6 +6,8 @@ from caresync.analytics import models as analytics_models  # noqa: F401
 from caresync.bloodbank import models as bloodbank_models  # noqa: F401
 from caresync.core import audit, jobs, notify, signing, storage  # noqa: F401
 from caresync.db import Base
+from caresync.documents import models as documents_models  # noqa: F401
+from caresync.documents.search import models as document_search_models  # noqa: F401
 from caresync.engagement import models as engagement_models  # noqa: F401
 from caresync.identity import models as identity_models  # noqa: F401
 from caresync.identity.credentials import models as credential_models  # noqa: F401

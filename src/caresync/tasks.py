@@ -19,6 +19,8 @@ JOB_MODULES = (
     "caresync.analytics.forecasting.jobs",
     "caresync.analytics.risk.jobs",
     "caresync.analytics.reports.jobs",
+    "caresync.documents.scans.jobs",
+    "caresync.documents.consultations.jobs",
 )
 
 

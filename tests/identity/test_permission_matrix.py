@@ -240,6 +240,7 @@ OWN_MATRICES = (
     "/api/v1/bloodbank",
     "/api/v1/analytics",
     "/api/v1/encounters",
+    "/api/v1/documents",
 )
 
 

@@ -245,6 +245,16 @@ def _principal_for(
     )
 
 
+def acting_user(session: Session, user_id: uuid.UUID) -> Principal:
+    """The principal of an account as it is now, for work done on its behalf later (a job it started);
+    403 when the account has been deactivated since."""
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Forbidden("The account that started this work is no longer active.")
+    patient_id = session.execute(select(Patient.id).where(Patient.user_id == user.id)).scalar_one_or_none()
+    return _principal_for(user, "", patient_id=patient_id)
+
+
 def _open_session(
     session: Session,
     user: User,

@@ -247,13 +247,21 @@ def record_file(record_id: uuid.UUID, principal: CurrentUser, db: Db, download: 
 
 
 def file_response(record_id: uuid.UUID, media_type: str, data: bytes, download: bool) -> Response:
-    """A stored file as a response that browsers preview or save, never sniff or run."""
+    """A record's file as a response that browsers preview or save, never sniff or run."""
+    return stored_file_response(
+        f"record-{record_id}.{service.file_extension(media_type)}", media_type, data, download
+    )
+
+
+def stored_file_response(name: str, media_type: str, data: bytes, download: bool) -> Response:
+    """A stored file (of a record, a scan …) named ``name``: previewed inline unless ``download``, with
+    headers that keep browsers from sniffing or running it."""
     disposition = "attachment" if download else "inline"
-    name = f"record-{record_id}.{service.file_extension(media_type)}"
+    safe = "".join(c for c in name if c.isalnum() or c in "._-") or "file"
     return Response(
         data,
         media_type=media_type,
-        headers={"Content-Disposition": f'{disposition}; filename="{name}"', **FILE_HEADERS},
+        headers={"Content-Disposition": f'{disposition}; filename="{safe}"', **FILE_HEADERS},
     )
 
 

@@ -1,0 +1,1 @@
+"""Recorded consultations: transcripts with speakers, draft SOAP notes, and their approval into the record."""

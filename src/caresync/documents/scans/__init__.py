@@ -1,0 +1,1 @@
+"""Scanned documents: upload, OCR into searchable PDFs filed in the patient's record, inbox and review."""

@@ -1,0 +1,187 @@
+"""Recorded consultations end to end: a two-voice espeak-ng dialogue uploaded over the API and the web form,
+transcribed by the job (real faster-whisper), its speakers and draft SOAP note (every sentence citing
+segments), role correction, editing, approval into the record as a signed clinical note, bad recordings,
+and who may see, edit and approve."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from caresync.documents.models import Consultation
+from caresync.records.models import HealthRecord
+from tests.conftest import API, Cast, web_login
+from tests.documents import speech
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng")
+C = f"{API}/documents/consultations"
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Part of the sore-throat consultation spoken by two espeak-ng voices (about 15 s of WAV: every test
+    transcribes it again, on both databases)."""
+    lines = (*speech.CONSULTATION[:4], speech.CONSULTATION[8], speech.CONSULTATION[12])
+    return speech.synthesise(tmp_path_factory.mktemp("speech"), lines).path.read_bytes()
+
+
+def record(client: TestClient, headers: dict[str, str], patient_id: Any, audio: bytes) -> Any:
+    files = {"audio": ("consultation.wav", audio, "audio/wav")}
+    return client.post(C, data={"patient_id": str(patient_id)}, files=files, headers=headers)
+
+
+@pytest.fixture
+def transcribed(client: TestClient, cast: Cast, sign_in: Any, recording: bytes) -> dict[str, Any]:
+    """The cast doctor's consultation with the cast patient, transcribed (the job runs at once in tests)."""
+    response = record(client, sign_in(cast["doctor"]), cast["patient"].patient_id, recording)
+    assert response.status_code == 202, response.text
+    return client.get(f"{C}/{response.json()['id']}", headers=sign_in(cast["doctor"])).json()
+
+
+def test_a_recording_is_transcribed_with_speakers_and_a_grounded_draft(transcribed: dict[str, Any]) -> None:
+    assert transcribed["status"] == "ready", transcribed["error"]
+    assert sorted(transcribed["speakers"].values()) == ["doctor", "patient"]
+    text = " ".join(s["text"] for s in transcribed["segments"]).lower()
+    assert "sore throat" in text
+    assert "antibiotics" in text
+    doctor_lines = " ".join(s["text"] for s in transcribed["segments"] if s["role"] == "doctor").lower()
+    assert "prescribe" in doctor_lines  # the doctor's words are attributed to the doctor
+    note = transcribed["note"]
+    assert note["status"] == "draft"
+    segments = {s["index"]: s["text"] for s in transcribed["segments"]}
+    sentences = note["draft"]["sentences"]
+    assert {s["section"] for s in sentences} >= {"subjective", "plan"}
+    for sentence in sentences:  # grounded: every sentence cites segments that exist and hold its words
+        cited = " ".join(segments[i] for i in sentence["segments"]).lower()
+        assert sentence["text"].split()[0].lower().strip(".,?") in cited
+    assert any(f["concept"] == "fever" and not f["negated"] for f in note["draft"]["facts"]["symptoms"])
+    assert "SUBJECTIVE" in note["text"]
+
+
+def test_correcting_the_speakers_remakes_the_draft(
+    client: TestClient, cast: Cast, sign_in: Any, transcribed: dict[str, Any]
+) -> None:
+    swapped = {
+        speaker: "patient" if role == "doctor" else "doctor"
+        for speaker, role in transcribed["speakers"].items()
+    }
+    response = client.put(
+        f"{C}/{transcribed['id']}/speakers", json={"speakers": swapped}, headers=sign_in(cast["doctor"])
+    )
+    assert response.status_code == 200, response.text
+    after = response.json()
+    assert after["speakers"] == swapped
+    assert after["note"]["draft"] != transcribed["note"]["draft"]
+    bad = client.put(
+        f"{C}/{transcribed['id']}/speakers",
+        json={"speakers": {"speaker 9": "doctor"}},
+        headers=sign_in(cast["doctor"]),
+    )
+    assert bad.status_code == 422
+
+
+def test_the_approved_note_enters_the_record_and_then_stays(
+    client: TestClient, cast: Cast, sign_in: Any, transcribed: dict[str, Any], tx: Any
+) -> None:
+    doctor = sign_in(cast["doctor"])
+    url = f"{C}/{transcribed['id']}/note"
+    assert client.put(url, json={"text": "   "}, headers=doctor).status_code == 422
+    assert (
+        client.put(url, json={"text": "Sore throat. Plan: antibiotics."}, headers=doctor).status_code == 200
+    )
+    nurse = sign_in(cast["nurse"])  # same care team: may read, may not approve someone else's note
+    assert (
+        client.get(f"{C}/{transcribed['id']}", headers=nurse).json()["note"]["text"].startswith("Sore throat")
+    )
+    assert client.post(f"{url}/approve", json={"text": "x"}, headers=nurse).status_code == 403
+    approved = client.post(
+        f"{url}/approve", json={"text": "Tonsillitis. Antibiotics for a week."}, headers=doctor
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+    record_id = approved.json()["record_id"]
+    record = client.get(f"{API}/records/{record_id}", headers=doctor).json()
+    assert record["category"] == "note"
+    assert (
+        client.get(f"{API}/records/{record_id}/file", headers=doctor).content
+        == b"Tonsillitis. Antibiotics for a week."
+    )
+    assert client.get(f"{API}/records/{record_id}/verify", headers=doctor).json()["signature_valid"] is True
+    assert client.put(url, json={"text": "changed"}, headers=doctor).status_code == 409
+    assert client.post(f"{url}/approve", json={"text": "again"}, headers=doctor).status_code == 409
+    with tx() as session:
+        assert session.get(HealthRecord, uuid.UUID(record_id)).uploaded_by == cast["doctor"].id
+
+
+def test_who_may_record_and_read(
+    client: TestClient, cast: Cast, make: Any, sign_in: Any, transcribed: dict[str, Any]
+) -> None:
+    consultation = f"{C}/{transcribed['id']}"
+    assert client.get(consultation, headers=sign_in(cast["patient"])).status_code == 200  # their own record
+    assert client.get(consultation, headers=sign_in(cast["pharmacist"])).status_code == 404
+    assert client.get(consultation).status_code == 401
+    stranger = sign_in(make.staff("doctor", make.org()))  # not in the patient's care: it does not exist
+    assert client.get(consultation, headers=stranger).status_code == 404
+    assert (
+        client.post(f"{consultation}/note/approve", json={"text": "x"}, headers=stranger).status_code == 404
+    )
+    audio = client.get(f"{consultation}/audio", headers=sign_in(cast["doctor"]))
+    assert audio.status_code == 200
+    assert audio.headers["content-type"] == "audio/wav"
+    listed = client.get(
+        C, params={"patient_id": str(cast["patient"].patient_id)}, headers=sign_in(cast["nurse"])
+    )
+    assert [c["id"] for c in listed.json()["items"]] == [transcribed["id"]]
+    for role in ("patient", "pharmacist"):  # only clinicians record, and only for their patients
+        response = record(client, sign_in(cast[role]), cast["patient"].patient_id, b"RIFF....WAVE")
+        assert response.status_code in (403, 404)
+    assert record(client, sign_in(cast["nurse"]), cast.other_patient.id, b"RIFF....WAVE").status_code == 404
+
+
+def test_bad_recordings_get_clear_errors(
+    client: TestClient, cast: Cast, sign_in: Any, tx: Any, tmp_path: Path
+) -> None:
+    doctor = sign_in(cast["doctor"])
+    not_audio = record(client, doctor, cast["patient"].patient_id, b"this is a text file, not a recording")
+    assert not_audio.status_code == 415
+    silence = speech.write_wav(tmp_path / "silence.wav", np.zeros(speech.SAMPLE_RATE * 3, dtype=np.int16))
+    response = record(client, doctor, cast["patient"].patient_id, silence.read_bytes())
+    assert response.status_code == 202
+    failed = client.get(f"{C}/{response.json()['id']}", headers=doctor).json()
+    assert failed["status"] == "failed"
+    assert "silent" in failed["error"].lower()
+    with tx() as session:
+        assert session.execute(select(Consultation.status)).scalars().all() == ["failed"]
+
+
+def test_the_pages_record_show_and_approve(client: TestClient, cast: Cast, recording: bytes) -> None:
+    csrf = web_login(client, cast["doctor"])
+    patient_id = cast["patient"].patient_id
+    assert "Record a consultation" in client.get(f"/patients/{patient_id}").text
+    recorder = client.get(f"/patients/{patient_id}/consultations/new")
+    assert recorder.status_code == 200
+    assert "consultation-recorder.js" in recorder.text
+    response = client.post(
+        f"/patients/{patient_id}/consultations/new",
+        data={"csrf_token": csrf},
+        files={"audio": ("consultation.webm", recording, "audio/wav")},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    page = client.get(response.headers["location"])
+    assert page.status_code == 200
+    assert 'data-testid="transcript"' in page.text
+    assert 'data-testid="note-sentence"' in page.text
+    approved = client.post(
+        f"{response.headers['location']}/note",
+        data={"csrf_token": csrf, "action": "approve", "text": "Tonsillitis."},
+    )
+    assert approved.status_code == 200
+    assert "approved and in the patient" in approved.text

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from caresync.analytics import cache
-from caresync.analytics.data import encounter_frame
+from caresync.analytics.data import shared_encounter_frame
 from caresync.analytics.forecasting import sarima
 from caresync.core.jobs import JobContext, job_task
 from caresync.db import session_factory, transaction, utcnow
@@ -45,7 +45,7 @@ def compute(
         # A version read before the frame: if encounters arrive in between, the result is merely recomputed
         # on the next request. No transaction stays open while the models are fitted.
         with transaction(session_factory()) as session:
-            frame = encounter_frame(session, organisation_ids=organisation_ids)
+            frame = shared_encounter_frame(session, organisation_ids=organisation_ids)
         now = utcnow()
         report = sarima.forecast_report(sarima.volume_series(frame, spec, until=now), spec, progress)
         return {

@@ -117,13 +117,14 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], *, yla
 def lines_chart(
     title: str, x_labels: Sequence[str], lines: Mapping[str, Sequence[float]], *, ylabel: str
 ) -> str:
-    """One line per name over shared categories (e.g. conditions' profile over the months)."""
+    """One line per name over shared categories (e.g. conditions' profile over the months), without markers
+    (each would be one more SVG element for WeasyPrint to draw)."""
     with _style():
         figure, axes = _figure(title, legend_width=LEGEND_WIDTH if lines else 0.0)
         positions = list(range(len(x_labels)))  # labels may repeat (J, F, M, A, M, J...)
         axes.set_xticks(positions, list(x_labels))
         for name, values in lines.items():
-            axes.plot(positions, list(values), marker="o", markersize=2.5, linewidth=1.1, label=name)
+            axes.plot(positions, list(values), linewidth=1.2, label=name)  # no markers: each is an element
         axes.set_ylabel(ylabel)
         if lines:
             axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7)

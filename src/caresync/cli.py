@@ -84,11 +84,14 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 7,
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if users exist")] = False,
     years: Annotated[int, typer.Option(min=1, max=10, help="Years of clinical activity (encounters)")] = 3,
+    documents: Annotated[
+        bool, typer.Option(help="Scanned letters (OCR) and a recorded consultation (transcribed)")
+    ] = True,
 ) -> None:
     """Load the deterministic synthetic demo dataset and print the demo logins."""
     from caresync.demo import DEMO_PASSWORD, load_demo
 
-    result = load_demo(patients=patients, seed=seed, if_empty=if_empty, years=years)
+    result = load_demo(patients=patients, seed=seed, if_empty=if_empty, years=years, documents=documents)
     if result is None:
         typer.echo("demo data already present; nothing loaded")
     else:

@@ -25,6 +25,8 @@ from caresync.bloodbank.alerts import service as blood_alerts
 from caresync.core import audit, crypto, localtime
 from caresync.core.auth import Principal, system_principal
 from caresync.db import session_factory, transaction, utcnow
+from caresync.documents import demo as documents_demo
+from caresync.documents.search import service as search
 from caresync.engagement.articles.demo_articles import create_demo_articles
 from caresync.engagement.streaks.demo import create_demo_streaks
 from caresync.identity.credentials import service as credentials
@@ -160,6 +162,7 @@ class DemoResult:
     users: int
     patients: int
     encounters: int = 0
+    documents: documents_demo.DocumentsDemo = documents_demo.NOTHING
 
 
 def demo_totp_secret(email: str, seed: int = 7) -> str:
@@ -177,20 +180,24 @@ def _slug(org_name: str) -> str:
 
 
 def load_demo(
-    *, patients: int = 600, seed: int = 7, if_empty: bool = False, years: int = 3
+    *, patients: int = 600, seed: int = 7, if_empty: bool = False, years: int = 3, documents: bool = True
 ) -> DemoResult | None:
     """Load the dataset in one transaction, with ``years`` of clinical activity (encounters) for the
-    analytics. With ``if_empty``, skip if any user exists."""
+    analytics, then (``documents``) OCR the demo's scanned letters, transcribe its recorded consultation and
+    index the featured patients' records for search (tens of seconds: the engines run for real). With
+    ``if_empty``, skip if any user exists."""
     with transaction(session_factory()) as session:
         if if_empty and session.execute(select(func.count(User.id))).scalar_one():
             return None
-        result = _load(session, patients, seed)
+        session.info[search.DEFER_INDEXING] = True  # one indexing pass at the end, not a job per record
+        result = _load(session, patients, seed, documents)
         encounters = analytics_demo.load(session, years=years, seed=seed)
         risk_demo.train_demo_model(session)  # a "demonstration only" risk model, active for everyone
-        return dataclasses.replace(result, encounters=encounters)
+    documents_demo.process(result.documents)  # OCR and transcription run in their own transactions
+    return dataclasses.replace(result, encounters=encounters)
 
 
-def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
+def _load(session: Session, n_patients: int, seed: int, documents: bool) -> DemoResult:
     rng = random.Random(seed)
     password_hash = crypto.hash_password(DEMO_PASSWORD)
     orgs: list[Organisation] = []
@@ -285,6 +292,16 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
     # blood requests go to the first Riverside doctor, the demo doctor.
     blood = bloodbank_demo.load(session, rng, now, organisations=orgs, donor_user=donor, staff=users)
     blood_alerts.scan_all(session, now)  # the blood banks open on their shortage and expiring units
+    letters = documents_demo.NOTHING
+    if documents:
+        letters = documents_demo.load(
+            session,
+            rng,
+            now,
+            doctor=doctors[home.id][0],
+            nurse=next(u for u in clinicians[home.id] if u.role == "nurse"),
+            patients=patients,
+        )
     audit.record(
         session,
         system_principal("caresync demo"),
@@ -301,9 +318,11 @@ def _load(session: Session, n_patients: int, seed: int) -> DemoResult:
             "articles": articles,
             "blood_units": blood.units,
             "donors": blood.donors,
+            "scans": len(letters.scans),
+            "consultations": len(letters.consultations),
         },
     )
-    return DemoResult(organisations=len(orgs), users=len(users), patients=n_patients)
+    return DemoResult(organisations=len(orgs), users=len(users), patients=n_patients, documents=letters)
 
 
 def _staff(

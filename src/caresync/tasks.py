@@ -21,6 +21,7 @@ JOB_MODULES = (
     "caresync.analytics.reports.jobs",
     "caresync.documents.scans.jobs",
     "caresync.documents.consultations.jobs",
+    "caresync.documents.search.jobs",
 )
 
 

@@ -135,7 +135,7 @@ def test_a_long_document_reads_like_its_sentences() -> None:
             text += sentence + " "
     mentions = find_mentions(text)
     assert [(m.concept, m.negated, m.start) for m in mentions] == expected
-    assert all(is_negated(text, m.start, m.end) is m.negated for m in mentions[-40:])
+    assert all(is_negated(text, m.start, m.end) is m.negated for m in mentions[-10:])
 
 
 @pytest.mark.parametrize(

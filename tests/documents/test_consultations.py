@@ -5,8 +5,10 @@ and who may see, edit and approve."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +17,34 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from caresync.documents import transcription
 from caresync.documents.models import Consultation
+from caresync.documents.transcription import Transcript
 from caresync.records.models import HealthRecord
 from tests.conftest import API, Cast, web_login
 from tests.documents import speech
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng")
 C = f"{API}/documents/consultations"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _transcribe_once_per_recording() -> Iterator[None]:
+    """The job transcribes each distinct recording once per module (seconds each; the engine itself is
+    tested in test_transcription.py): later jobs on the same bytes get the first transcript. Storage, the
+    job, speakers, the draft note and permissions run for real every time."""
+    transcripts: dict[str, Transcript] = {}
+    real = transcription.transcribe
+
+    def cached(path: Path, **kwargs: Any) -> Transcript:
+        key = hashlib.sha256(path.read_bytes()).hexdigest()
+        if key not in transcripts:
+            transcripts[key] = real(path, **kwargs)
+        return transcripts[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transcription, "transcribe", cached)
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,12 @@ from caresync.core.auth import Principal
 from caresync.db import session_factory, transaction
 from caresync.documents.consultations import api as consultations_api
 from caresync.documents.consultations import pages as consultations_pages
-from caresync.documents.models import Consultation, ConsultationNote, TranscriptSegment
+from caresync.documents.models import Consultation, ConsultationNote, DocumentScan, TranscriptSegment
 from caresync.documents.scans import api as scans_api
 from caresync.documents.scans import pages as scans_pages
 from caresync.documents.scans import service as scans
+from caresync.documents.search import api as search_api
+from caresync.documents.search import pages as search_pages
 from tests.conftest import API, Cast, Factory
 from tests.documents import scans as scan_files
 from tests.permission_matrix import (
@@ -35,7 +37,7 @@ from tests.permission_matrix import (
     pages,
 )
 
-S, C = f"{API}/documents/scans", f"{API}/documents/consultations"
+S, C, Q = f"{API}/documents/scans", f"{API}/documents/consultations", f"{API}/documents/search"
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt "  # enough for the type check; never transcribed here
 CARERS = ("doctor", "nurse")
 READERS = (*CARERS, "patient")  # the patient reads their own record
@@ -144,6 +146,24 @@ def _foreign_page(w: World) -> dict[str, str]:
     return {"scan_id": str(w.foreign_scan_id), "number": "1"}
 
 
+def _search(w: World) -> dict[str, str]:
+    return {"q": "pneumonia", "patient_id": str(w.patient_id)}
+
+
+def _record_path(w: World) -> dict[str, str]:
+    with transaction(session_factory()) as session:
+        scan = session.get(DocumentScan, w.scan_id)
+        assert scan is not None
+        return {"record_id": str(scan.record_id)}
+
+
+def _foreign_record(w: World) -> dict[str, str]:
+    with transaction(session_factory()) as session:
+        scan = session.get(DocumentScan, w.foreign_scan_id)
+        assert scan is not None
+        return {"record_id": str(scan.record_id)}
+
+
 def _consultation_path(w: World) -> dict[str, str]:
     return {"consultation_id": str(_consultation(w))}
 
@@ -174,6 +194,7 @@ API_CASES: dict[tuple[str, str], Case[World]] = {
     ("POST", f"{S}/{{scan_id}}/pages/{{number}}/review"): Case(
         readers(200), path=_page_path, foreign=_foreign_page
     ),
+    ("GET", Q): Case({**readers(200), **NOT_STAFF}, query=_search),
     ("POST", C): Case({**only(202, *CARERS), "patient": 403}, files=_recording),
     ("GET", C): Case(readers(200), query=_patient_path),
     ("GET", f"{C}/{{consultation_id}}"): Case(
@@ -213,6 +234,10 @@ PAGE_CASES: dict[tuple[str, str], Case[World]] = {
     ("POST", "/documents/scans/{scan_id}/pages/{number}/review"): Case(
         pages(readers(303)), path=_page_path, data=lambda _w: {}, foreign=_foreign_page
     ),
+    ("GET", "/documents/search"): Case(pages({**readers(200), **NOT_STAFF}), query=_search),
+    ("GET", "/documents/search/open/{record_id}"): Case(
+        pages(readers(200)), path=_record_path, query=lambda _w: {"q": "pneumonia"}, foreign=_foreign_record
+    ),
     ("GET", "/patients/{patient_id}/consultations/new"): Case(
         pages({**only(200, *CARERS, others=404), "patient": 200}),
         path=_patient_path,
@@ -243,6 +268,8 @@ def test_matrices_cover_every_route() -> None:
         (consultations_api.router, {k: v for k, v in API_CASES.items() if k[1].startswith(C)}),
         (scans_pages.router, {k: v for k, v in PAGE_CASES.items() if "scans" in k[1]}),
         (consultations_pages.router, {k: v for k, v in PAGE_CASES.items() if "consultations" in k[1]}),
+        (search_api.router, {k: v for k, v in API_CASES.items() if k[1].startswith(Q)}),
+        (search_pages.router, {k: v for k, v in PAGE_CASES.items() if k[1].startswith("/documents/search")}),
     )
 
 

@@ -9,11 +9,9 @@ from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from caresync.documents.search import service
 from caresync.records import service as records
 from tests.conftest import API, Cast, web_login
 from tests.documents.test_search_service import principal_of
@@ -22,22 +20,11 @@ Tx = Callable[[], AbstractContextManager[Session]]
 S = f"{API}/documents/search"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _routes(app: Any) -> None:
-    """Until caresync.documents.routes lists the search routers (the lead wires them), mount them here."""
-    from caresync.documents.search import api, pages
-
-    if not any(getattr(r, "path", "") == "/documents/search" for r in app.routes):
-        app.include_router(api.router)
-        app.include_router(pages.router)
-
-
 def note(tx: Tx, cast: Cast, text: str, category: str = "note") -> uuid.UUID:
     with tx() as s:
         principal = principal_of(cast["doctor"])
         request = records.Upload(cast["patient"].patient_id, category, "Clinic <letter>", date(2025, 2, 1))
         record = records.upload(s, principal, request, text.encode())
-        service.index_later(s, principal, record)
         return record.id
 
 

@@ -66,7 +66,7 @@ def add_record(
     media_type: str = "text/plain",
     supersedes: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Upload a record as ``author`` and hand it to the indexing hook (the job runs on commit)."""
+    """Upload a record as ``author`` (the upload submits its indexing job, which runs on commit)."""
     with tx() as s:
         principal = principal_of(author)
         request = records.Upload(
@@ -74,7 +74,6 @@ def add_record(
         )
         record = records.upload(s, principal, request, data if data is not None else text.encode())
         assert record.media_type == media_type
-        service.index_later(s, principal, record)
         return record.id
 
 

@@ -22,6 +22,14 @@ def _csrf(page: Any) -> str:
     return str(json.loads(page.locator("body").get_attribute("hx-headers"))["X-CSRF-Token"])
 
 
+THIS_WEEK_IS = """(expected) => {
+  const node = document.getElementById("chart-volume-data");
+  if (!node) { return false; }
+  const weekly = JSON.parse(node.textContent).data.datasets[0].data.filter((v) => v !== null);
+  return weekly[weekly.length - 1] === expected;
+}"""
+
+
 def test_admin_dashboard_updates_live_when_a_visit_is_recorded(new_page: Any, log_in: Any) -> None:
     admin = new_page()
     log_in(admin, DEMO_EMAILS["admin"])
@@ -52,8 +60,11 @@ def test_admin_dashboard_updates_live_when_a_visit_is_recorded(new_page: Any, lo
 
     expect(week).to_have_text(str(before + 1))
     expect(admin.locator("[data-testid=volume] canvas")).to_have_count(1)
+    # The sections refresh independently: wait for the volume chart's own refresh (this week's point of the
+    # weekly volume, before any forecast weeks).
+    admin.wait_for_function(THIS_WEEK_IS, arg=before + 1, timeout=15_000)
     chart = json.loads(admin.locator("#chart-volume-data").inner_text())
     weekly = [value for value in chart["data"]["datasets"][0]["data"] if value is not None]
-    assert weekly[-1] == before + 1  # this week's point of the weekly volume (then any forecast weeks)
+    assert weekly[-1] == before + 1
     expect(admin.locator("[data-testid=analytics-updated]")).to_have_text("Updated just now")
     assert admin.evaluate("window.__notReloaded") is True

@@ -16,10 +16,11 @@ Pseudo-negations cancel a trigger: "no increase in pain", "no change in", "no fu
 "cannot be excluded" leave the concept affirmed (the pain is there, only its change is denied). Who has the
 symptom (a family member) and when (history) are not modelled.
 
-Speed: every phrase table is indexed by its first word, so a text is read in one pass per table kind; the
-tokens, concept matches and trigger positions of a short text are kept (a small LRU cache), so
-``is_negated`` on a sentence ``find_mentions`` has just read (as the summariser does for each drug) costs
-only the scope check; a scope check is a binary search for the nearest trigger and terminator.
+Speed: the lexicon and the negation phrases are indexed by their first word, so a text is read in one
+pass over its words (linear in its length); the tokens, concept matches and trigger positions of a short
+text are kept in a small LRU cache, so ``is_negated`` on a sentence ``find_mentions`` has just read (as the
+summariser does for each drug) costs only the scope check, a binary search for the nearest trigger and
+terminator.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Document AI demo data: scanned letters and a recorded consultation in the demo doctor's patients' charts.
 
-Letters from another hospital about three of the demo doctor's adult patients (the demo patient first) go
-through the scan upload like a user's: a cardiology clinic note as a tilted, noisy scanned slip (the one
-page the demo really OCRs: seconds per page), a discharge summary and an orthopaedic letter as born-digital
-PDFs, already searchable, which the OCR engine files unchanged. The demo nurse uploads the letters of a
-patient they care for too, so their scan inbox is not empty. The demo patient's follow-up consultation with
-the demo doctor is spoken by two espeak-ng voices and stored as a recording, which is transcribed into a
-transcript with speakers and a draft SOAP note awaiting the doctor's approval; without espeak-ng (a Debian
-package) the consultation is left out with a warning, and without Tesseract so is the scanned page.
+Letters from another hospital about the first three adults among the demo doctor's patients go through
+the scan upload like a user's: a cardiology clinic note as a tilted, noisy scanned slip (the one page the
+demo really OCRs: seconds per page), a discharge summary and an orthopaedic letter as born-digital PDFs,
+already searchable, which the OCR engine files unchanged. The demo nurse uploads the letters of a patient
+they care for too, so their scan inbox is not empty. The first of these patients' follow-up consultation
+with the demo doctor is spoken by two espeak-ng voices and stored as a recording, which is transcribed
+into a transcript with speakers and a draft SOAP note awaiting the doctor's approval; without espeak-ng
+(a Debian package) the consultation is left out with a warning, and without Tesseract so is the scanned
+page.
 
 Two steps, because the OCR and transcription jobs work in their own transactions: :func:`load` stores the
 uploads inside the demo's transaction, and :func:`process`, after it commits, runs the jobs' bodies
@@ -29,14 +30,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from caresync.core.auth import Principal
 from caresync.core.errors import DomainError
 from caresync.core.rbac import cared_for_patient_ids
+from caresync.db import session_factory, transaction
 from caresync.documents import samples
 from caresync.documents.consultations import service as consultations
+from caresync.documents.models import DocumentScan
 from caresync.documents.scans import service as scans
+from caresync.documents.search import service as search
 from caresync.identity.models import Patient, User
 
 log = logging.getLogger(__name__)
@@ -44,18 +49,16 @@ log = logging.getLogger(__name__)
 SENDER = "St. Clare University Hospital"
 ADULT_AGE = 18
 
-# The demo patient's follow-up visit: (role, text, pause after in seconds); about 40 s of speech.
+# The first chosen patient's follow-up visit with the demo doctor: (role, text, pause after in seconds);
+# about 30 s of speech.
 CONSULTATION: samples.Lines = (
-    ("doctor", "Good morning. How have you been since your visit to the hospital?", 0.8),
-    ("patient", "I still get short of breath when I climb the stairs.", 0.8),
+    ("doctor", "Good morning. How have you been since your visit to the hospital?", 0.7),
+    ("patient", "I still get short of breath when I climb the stairs.", 0.7),
     ("doctor", "Do you have any chest pain?", 0.6),
-    ("patient", "No, I have no chest pain. My legs are swollen in the evening.", 0.9),
-    ("doctor", "Are you taking your water tablets every morning?", 0.7),
-    ("patient", "Yes, I take one tablet with my coffee.", 0.9),
-    ("doctor", "Your pulse is ninety two. I can hear some crackles in your lungs.", 0.8),
-    ("doctor", "I think your heart failure is not well controlled.", 0.6),
-    ("patient", "What should I do, doctor?", 0.8),
-    ("doctor", "I will double your water tablets, and we will do a blood test this week.", 0.8),
+    ("patient", "No, I have no chest pain. My legs are swollen in the evening.", 0.8),
+    ("doctor", "Your legs are swollen, and I can hear some crackles in your lungs.", 0.6),
+    ("doctor", "I think your heart failure is not well controlled.", 0.7),
+    ("doctor", "I will double your water tablets, and we will do a blood test this week.", 0.7),
     ("patient", "Thank you. I will weigh myself at home.", 0.5),
 )
 
@@ -69,7 +72,7 @@ class _Letter:
     text: str
 
 
-# Fields: sender, date, doctor, name, title (Mr/Ms/Mx), born, health_id, age, allergies.
+# Fields: sender, date, admitted, doctor, name, title (Mr/Ms/Mx), family, born, health_id, allergies.
 CARDIOLOGY = _Letter(
     "Cardiology clinic note",
     "document",
@@ -106,8 +109,8 @@ Diagnosis: community acquired pneumonia of the right lower lobe, CURB-65 score 1
 Treated with intravenous amoxicillin and oral clarithromycin, then oral antibiotics to complete seven \
 days. The C-reactive protein fell from 212 to 38 mg/L and the fever settled on the third day.
 
-Follow-up: chest radiograph in six weeks to confirm resolution. Dear {doctor}, please review at the \
-practice in two weeks.""",
+Follow-up: chest radiograph in six weeks to confirm resolution. Dear {doctor}, please review in the \
+clinic in two weeks.""",
 )
 ORTHOPAEDICS = _Letter(
     "Orthopaedic clinic letter",
@@ -138,6 +141,9 @@ class DocumentsDemo:
 
     scans: tuple[uuid.UUID, ...]
     consultations: tuple[uuid.UUID, ...]
+
+
+NOTHING = DocumentsDemo((), ())  # a demo loaded without documents
 
 
 def load(
@@ -171,7 +177,9 @@ def load(
             path = Path(folder) / f"letter-{number}.pdf"
             if scanned:
                 tilt = rng.choice((-1, 1)) * rng.uniform(0.8, 2.0)
-                page = samples.render_page(text, seed=rng.getrandbits(32), tilt=tilt, size=_slip(text))
+                page = samples.render_page(
+                    text, seed=rng.getrandbits(32), tilt=tilt, size=samples.letter_sheet(text)
+                )
                 samples.save_pdf([page], path)
             else:
                 samples.digital_pdf([text], path)
@@ -183,14 +191,18 @@ def load(
 
 
 def process(loaded: DocumentsDemo) -> float:
-    """Run the OCR and transcription of what :func:`load` stored (committed), as their jobs would, and
-    return the seconds taken. A document the engines reject is marked failed and logged, not raised: the
-    rest of the demo stands."""
+    """Run the OCR and transcription of what :func:`load` stored (committed), as their jobs would, index
+    the whole records of the patients with letters for search (the demo's other records are not indexed:
+    embedding them all takes minutes; ``search.reindex`` does it), and return the seconds taken. A document
+    the engines reject is marked failed and logged, not raised: the rest of the demo stands."""
     started = time.perf_counter()
     for scan_id in loaded.scans:
         _run(scans.run_ocr, scan_id, lambda _done, _total: None)
     for consultation_id in loaded.consultations:
         _run(consultations.run_transcription, consultation_id, lambda _done, _step: None)
+    with transaction(session_factory()) as session:  # the featured patients' whole records, searchable
+        featured = session.scalars(select(DocumentScan.patient_id).where(DocumentScan.id.in_(loaded.scans)))
+        search.reindex(session, patient_ids=sorted(set(featured)))
     return time.perf_counter() - started
 
 
@@ -243,15 +255,8 @@ def _fill(letter: _Letter, rng: random.Random, patient: Patient, doctor: User, t
         family=patient.family_name,
         born=patient.birth_date.strftime("%d/%m/%Y"),
         health_id=patient.health_id,
-        age=_age(patient, sent),
         allergies=patient.allergies or "none known",
     )
-
-
-def _slip(text: str) -> tuple[int, int]:
-    """The size in pixels of a sheet cut to the text printed on it (A4 wide): a short page is OCRed in
-    half the time of a full one."""
-    return samples.A4_PX[0], 2 * samples.MARGIN_PX + samples.LINE_PX * len(samples.page_lines(text))
 
 
 def _long_date(day: date) -> str:

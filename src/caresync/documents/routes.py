@@ -11,5 +11,9 @@ def routers() -> list[APIRouter]:
     from caresync.documents.consultations import pages as consultations_pages
     from caresync.documents.scans import api as scans_api
     from caresync.documents.scans import pages as scans_pages
+    from caresync.documents.search import api as search_api
+    from caresync.documents.search import pages as search_pages
 
-    return [scans_api.router, consultations_api.router, scans_pages.router, consultations_pages.router]
+    apis = (scans_api, consultations_api, search_api)
+    pages = (scans_pages, consultations_pages, search_pages)
+    return [module.router for module in (*apis, *pages)]

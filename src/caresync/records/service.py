@@ -148,6 +148,9 @@ def upload(session: Session, principal: Principal, request: Upload, data: bytes)
         resource_id=record.id,
         detail={"category": request.category, "sha256": stored.sha256},
     )
+    from caresync.documents.search import service as search  # lazy: search.service imports this module
+
+    search.index_later(session, principal, record)
     return record
 
 

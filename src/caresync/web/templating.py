@@ -57,6 +57,7 @@ NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ),
     ("Messages", "/messages", "messages", frozenset({"patient", "doctor", "nurse"})),
     ("Care tasks", "/tasks", "checklist", frozenset({"doctor", "nurse"})),
+    ("Search documents", "/documents/search", "file-search", frozenset({"doctor", "nurse"})),
     ("Scanned documents", "/documents/scans", "scan", frozenset({"doctor", "nurse"})),
     ("My profile", "/me/profile", "id-badge-2", frozenset({"patient"})),
     ("Who reads my record", "/me/consents", "user-check", frozenset({"patient"})),

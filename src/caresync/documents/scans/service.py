@@ -28,6 +28,7 @@ from caresync.core.rbac import Perm, authorize_patient, cared_for_patient_ids, r
 from caresync.core.text import clean_line
 from caresync.db import session_factory, transaction, utcnow
 from caresync.documents.models import DocumentScan, ScanPage
+from caresync.documents.search import service as search
 from caresync.identity.service import acting_user
 from caresync.records import service as records
 from caresync.records.consent import read_scope
@@ -283,6 +284,7 @@ def _file(session: Session, scan_id: uuid.UUID, result: OcrResult, pdf: bytes) -
     scan.page_count = scan.pages_done = len(pages)
     scan.ocr_skipped = result.ocr_skipped
     scan.completed_at = utcnow()
+    search.index_scan(session, scan)
     review = sum(1 for p in pages if p.needs_review)
     audit.record(
         session,

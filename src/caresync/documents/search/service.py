@@ -310,6 +310,11 @@ def index_scan(session: Session, scan: DocumentScan, *, embedder: Embedder | Non
     return index_record(session, record, text, embedder=embedder)
 
 
+DEFER_INDEXING = "caresync.search.defer"
+"""``session.info`` key: a bulk load (the demo) that sets it submits no indexing job per upload and calls
+:func:`reindex` for what it wants searchable once it is done."""
+
+
 def index_later(session: Session, principal: Principal, record: HealthRecord) -> None:
     """After an upload: drop the superseded version from the index now and, when the file can hold text,
     submit the ``document.index`` job that indexes the record once the upload commits."""
@@ -318,7 +323,7 @@ def index_later(session: Session, principal: Principal, record: HealthRecord) ->
 
     if record.supersedes_id is not None:
         remove_document(session, record.supersedes_id)
-    if record.media_type in INDEXED_TYPES:
+    if record.media_type in INDEXED_TYPES and not session.info.get(DEFER_INDEXING):
         jobs.submit(session, principal, index_job, record_id=str(record.id))
 
 

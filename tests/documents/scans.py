@@ -133,6 +133,12 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size) if path is None else ImageFont.truetype(str(path), size)
 
 
+def letter_sheet(letter: str) -> tuple[int, int]:
+    """An A4-wide sheet just tall enough for ``letter`` (in pixels): a cheaper page to OCR than a whole A4
+    sheet, for tests that need the text but not the paper around it."""
+    return A4_PX[0], len(page_lines(letter)) * LINE_PX + 2 * MARGIN_PX
+
+
 def render_page(
     letter: str,
     *,

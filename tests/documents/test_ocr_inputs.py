@@ -1,16 +1,17 @@
-"""The OCR engine's fast parts, without running OCR: image-to-PDF conversion, the progress and confidence
-plugin, and the CER helper the OCR tests rely on."""
+"""The OCR engine's fast parts, without running OCR: image-to-PDF conversion, the plugin (progress,
+confidence, skew measured once, Tesseract's threads), and the CER helper the OCR tests rely on."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pikepdf
 import pytest
 from PIL import Image
 
 from caresync.documents.ocr import inputs
-from caresync.documents.ocr.plugin import PageProgress, read_hocr_confidence
+from caresync.documents.ocr.plugin import TESSERACT_THREADS, JobPlugin, PageProgress, read_hocr_confidence
 from tests.documents import scans
 
 pytestmark = pytest.mark.no_db
@@ -96,6 +97,30 @@ def test_progress_reports_whole_pages_of_the_ocr_stage_only() -> None:
     other = PageProgress(lambda d, t: calls.append((-d, t)), total=3, desc="Scanning contents", unit="page")
     other.update(3)
     assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_skew_is_measured_once_per_unchanged_raster(tmp_path: Path) -> None:
+    """OCRmyPDF deskews a page's raster twice when it cleans the image OCR reads: Tesseract measures once."""
+    job = JobPlugin(None)
+    raster = tmp_path / "000001_rasterize.png"
+    raster.write_bytes(b"page one")
+    measured: list[Path] = []
+
+    def measure() -> float:
+        measured.append(raster)
+        return -2.5
+
+    assert [job.skew(raster, measure) for _ in range(2)] == [-2.5, -2.5]
+    assert len(measured) == 1
+    raster.write_bytes(b"a new raster at the same path")
+    job.skew(raster, measure)
+    assert len(measured) == 2
+
+
+def test_tesseract_gets_one_thread_whatever_ocrmypdf_chose() -> None:
+    options = SimpleNamespace(tesseract=SimpleNamespace(omp_thread_limit=2))  # 2 jobs, a one-page document
+    JobPlugin(None).validate(pdfinfo=[], options=options)
+    assert options.tesseract.omp_thread_limit == TESSERACT_THREADS == 1
 
 
 @pytest.mark.parametrize(

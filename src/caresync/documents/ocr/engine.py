@@ -15,6 +15,25 @@ are not embedded) is kept as a regular PDF, and ``OcrResult.pdfa`` says which on
 Confidence is Tesseract's mean word confidence on the page (0-1), read from the hOCR OCRmyPDF already
 produces (see :mod:`.plugin`); a page below ``review_threshold`` (default :data:`REVIEW_THRESHOLD`), or an
 OCRed page on which Tesseract found no word at all, has ``needs_review`` set.
+
+Cost. With OCRmyPDF's defaults for deskew, rotate and clean a page took about 23 s of CPU (18.6-25.9 s
+measured, A4 letters of ``tests/documents/scans.py``) and 15-70 s wall on the shared 2-core machine. A
+profile of one page (CPU seconds) showed where: unpaper's noise filter 7-8; the rotation check (a 300-dpi
+preview rendered, 0.4, and Tesseract's orientation detection, 2.4-2.6); rasterising 1.0-1.2; deskew, done
+twice because the image OCR reads is cleaned and the page shown is not (Tesseract's angle 0.7-0.8 and a
+Pillow rotation saved as PNG 1.3-1.4, each time); unpaper's other work and its PNG 0.9-1.5; Tesseract's
+OCR 1.5-2.2; grafting, PDF/A and the final check 0.3-0.6. And Tesseract with 2 OpenMP threads (what
+OCRmyPDF picks for a document with fewer pages than jobs) spun for 45 s instead of 2 s on a busy machine.
+The platform keeps every feature and now runs with :data:`UNPAPER_ARGS` (no noise filter), one thread per
+Tesseract and each page's skew measured once (:mod:`.plugin`): about 11 s of CPU per page (10.6-13.5 on
+the busy machine), the same text (CER 0-0.4 % on the letters, confidence 0.94-0.96), and 5.8-7.7 s wall
+per page, two pages at a time, with the machine's load at 2-2.7 (``bench/documents_ocr.py``, 4 pages; the
+``ocrmypdf`` command with the same options: 9.4-9.8 s). No quiet machine was available: on 2 idle cores
+a page should take about half its CPU time, 5.5 s. Left as OCRmyPDF has them: ``optimize=1``
+(0.1-0.2 s for a quarter smaller files), ``fast_web_view`` (linearising results over 1 MB for the viewer:
+cheap), ``tesseract_timeout`` (180 s; a page that exceeds it is flagged for review). Not taken: the
+orientation check on a 150-dpi preview (0.7 s less, but its confidence drops towards OCRmyPDF's threshold,
+and at 100 dpi it fails) and faster PNG compression of intermediate images (0.1 s a save).
 """
 
 from __future__ import annotations
@@ -44,16 +63,17 @@ from caresync.documents.ocr.plugin import JobPlugin, PageReading
 #: generated 300-dpi scans: clean, slightly noisy letters score 0.93-0.96 (CER under 1 %); a blurred,
 #: speckled slip read with a CER of 40-65 % scores 0.65-0.70.
 REVIEW_THRESHOLD = 0.8
-#: Documents longer than this are refused (a job OCRs about one page per 2-10 s on 2 cores).
+#: Documents longer than this are refused (a job OCRs a page in about 6 s on 2 cores, two at a time).
 MAX_PAGES = 200
 #: OCRmyPDF worker threads: at most 2, the cores of a worker machine.
 JOBS = min(2, os.cpu_count() or 1)
-#: unpaper's arguments for ``clean``: OCRmyPDF's defaults, but with the noise filter deleting lone dark
-#: pixels only (intensity 1 instead of 4). The default filter costs about 8 s of CPU per A4 page; on the
-#: generated scans it deleted exactly the same specks at intensity 1 (0.5 s), and neither changed the OCR.
+#: unpaper's arguments for ``clean``: OCRmyPDF's defaults without the noise filter, which cost about 8 s of
+#: CPU per A4 page (of the ~23 s a page took) and changed nothing Tesseract read on the generated scans (CER
+#: and confidence identical on a tilted letter and on a page with 1 % of its pixels speckled). Cleaning still
+#: wipes what lies outside the page's content (``mask-scan``) and isolated clusters (``blurfilter``).
 UNPAPER_ARGS = (
     "--layout none --mask-scan-size 100 --no-border-align --no-mask-center --no-grayfilter --no-blackfilter "
-    "--no-deskew --noisefilter-intensity 1"
+    "--no-deskew --no-noisefilter"
 )
 
 
@@ -170,8 +190,9 @@ def _written_atomically(output: Path) -> Iterator[Path]:
         partial.unlink(missing_ok=True)
 
 
-# One OCRmyPDF run at a time in this process (the worker runs jobs on 2 threads): each run uses both cores
-# anyway, its plugin set is process-global state, and :func:`_stderr_kept` must see the stream as it was.
+# One OCRmyPDF run at a time in this process (the worker runs jobs on 2 threads), so that _stderr_kept sees
+# the stream as it was. It costs no parallelism: OCRmyPDF 17 installs a job's own plugin manager under an
+# exclusive lock that waits for every running job, so two jobs with their own plugins never overlapped.
 _OCRMYPDF = threading.Lock()
 
 

@@ -10,9 +10,9 @@ trims Tesseract's cost.
   for the page it shows and once for the image OCR reads, asking Tesseract for the angle each time (about
   0.7 s of CPU per A4 page); the engine measures it once per raster file.
 - **One thread per Tesseract**: OCRmyPDF lets Tesseract use several OpenMP threads when a document has
-  fewer pages than jobs. On the shared 2-core machine that was slower even alone (2.0 s vs 3.7 s wall for an
-  A4 page) and collapsed under load (45 s instead of 2 s: OpenMP threads spin-waiting for a busy core), so
-  every Tesseract process gets :data:`TESSERACT_THREADS`; OCRmyPDF runs pages in parallel instead.
+  fewer pages than jobs. On the shared 2-core machine two threads were slower than one (3.7 s vs 2.0 s wall
+  for an A4 page, load about 2.5) and collapsed under more load (45 s: OpenMP threads spin-waiting for a busy
+  core), so every Tesseract process gets :data:`TESSERACT_THREADS`; OCRmyPDF runs pages in parallel.
 """
 
 from __future__ import annotations

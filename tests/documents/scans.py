@@ -9,24 +9,24 @@ against the ground truth. Everything is deterministic for a given seed; nothing 
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from contextlib import ExitStack
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pikepdf
-from fpdf import FPDF
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image
 
-DPI = 300
-A4_PX = (2480, 3508)  # A4 at 300 dpi
-MARGIN_PX = 220
-FONT_PX = 44  # about 10.5 pt at 300 dpi
-LINE_PX = 66
-WRAP = 76
-_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu")
+from caresync.documents.samples import (  # the renderer the demo uses too (re-exported for the tests)
+    A4_PX,
+    DPI,
+    page_lines,
+)
+from caresync.documents.samples import digital_pdf as digital_pdf
+from caresync.documents.samples import font as font
+from caresync.documents.samples import letter_sheet as letter_sheet
+from caresync.documents.samples import render_page as render_page
+from caresync.documents.samples import save_pdf as save_pdf
 
 # Ground truth: one letter per page, each paragraph wrapped to lines at WRAP characters.
 LETTERS: tuple[str, ...] = (
@@ -109,73 +109,9 @@ pulmonary rehabilitation. He has a rescue pack of prednisolone 30 mg for five da
 NOISY_TEXT = LETTERS[0].split("\n\n")[3]
 
 
-def page_lines(letter: str) -> list[str]:
-    """The ground-truth lines of a letter as they are printed on the page (wrapped at :data:`WRAP`)."""
-    lines: list[str] = []
-    for paragraph in letter.split("\n"):
-        lines.extend(textwrap.wrap(paragraph, WRAP) or [""])
-    return lines
-
-
 def ground_truth(letter: str) -> str:
     """The text a perfect OCR would read from a rendered letter (its printed lines, blank lines dropped)."""
     return "\n".join(line for line in page_lines(letter) if line)
-
-
-def _font_file(name: str) -> Path | None:
-    return next((Path(folder) / name for folder in _FONT_DIRS if (Path(folder) / name).exists()), None)
-
-
-@cache
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """The serif face scans are printed in (DejaVu Serif; Pillow's own font where it is missing)."""
-    path = _font_file("DejaVuSerif.ttf")
-    return ImageFont.load_default(size=size) if path is None else ImageFont.truetype(str(path), size)
-
-
-def letter_sheet(letter: str) -> tuple[int, int]:
-    """An A4-wide sheet just tall enough for ``letter`` (in pixels): a cheaper page to OCR than a whole A4
-    sheet, for tests that need the text but not the paper around it."""
-    return A4_PX[0], len(page_lines(letter)) * LINE_PX + 2 * MARGIN_PX
-
-
-def render_page(
-    letter: str,
-    *,
-    seed: int = 0,
-    tilt: float = 2.0,
-    noise: float = 10.0,
-    speckles: float = 0.0015,
-    blur: float = 0.6,
-    font_px: int = FONT_PX,
-    size: tuple[int, int] = A4_PX,
-) -> Image.Image:
-    """A greyscale 300-dpi scan of ``letter``: grey uneven paper, text tilted by ``tilt`` degrees, Gaussian
-    sensor noise of standard deviation ``noise`` (grey levels), a ``speckles`` fraction of dust dots and a
-    slight optical ``blur``; ``size`` is the sheet in pixels (A4 by default)."""
-    rng = np.random.default_rng(seed)
-    sheet = Image.new("L", size, 255)
-    draw = ImageDraw.Draw(sheet)
-    face = font(font_px)
-    y = MARGIN_PX
-    for line in page_lines(letter):
-        draw.text((MARGIN_PX, y), line, fill=0, font=face)
-        y += LINE_PX * font_px // FONT_PX
-    sheet = sheet.rotate(tilt, resample=Image.Resampling.BILINEAR, fillcolor=255)
-    if blur:
-        sheet = sheet.filter(ImageFilter.GaussianBlur(blur))
-    ink = 1.0 - np.asarray(sheet, dtype=np.float32) / 255.0
-    height, width = ink.shape
-    shade = (
-        np.linspace(0.0, 18.0, width, dtype=np.float32)[None, :]
-        + np.linspace(0.0, 10.0, height, dtype=np.float32)[:, None]
-    )
-    paper = 228.0 - shade  # grey, unevenly lit sheet
-    pixels = paper * (1.0 - ink) + 35.0 * ink
-    pixels += rng.standard_normal(size=pixels.shape, dtype=np.float32) * np.float32(noise)
-    dots = rng.random(size=pixels.shape, dtype=np.float32) < speckles
-    pixels[dots] = rng.uniform(0.0, 90.0, size=int(dots.sum()))
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 def noise_page(seed: int = 0) -> Image.Image:
@@ -183,13 +119,6 @@ def noise_page(seed: int = 0) -> Image.Image:
     Tesseract reads with a low confidence and many errors (quick to OCR: a third of an A4 page)."""
     return render_page(NOISY_TEXT, seed=seed, tilt=2.5, noise=25.0, speckles=0.03, blur=1.5, font_px=36,
                        size=(A4_PX[0], 1000))  # fmt: skip
-
-
-def save_pdf(pages: Sequence[Image.Image], path: Path) -> Path:
-    """An image-only PDF (no text layer) of ``pages`` at 300 dpi."""
-    first, *rest = pages
-    first.save(path, "PDF", resolution=DPI, save_all=True, append_images=rest)
-    return path
 
 
 def save_tiff(pages: Sequence[Image.Image], path: Path) -> Path:
@@ -202,24 +131,6 @@ def save_tiff(pages: Sequence[Image.Image], path: Path) -> Path:
 def save_image(page: Image.Image, path: Path, image_format: str) -> Path:
     """``page`` as a single PNG or JPEG image at 300 dpi."""
     page.save(path, image_format, dpi=(DPI, DPI))
-    return path
-
-
-def digital_pdf(letters: Sequence[str], path: Path) -> Path:
-    """A born-digital PDF (a real text layer on every page, in an embedded font, as a word processor
-    exports) of ``letters``."""
-    pdf = FPDF(format="A4")
-    font = _font_file("DejaVuSans.ttf")
-    if font is None:
-        pdf.set_font("Helvetica", size=11)
-    else:
-        pdf.add_font("DejaVuSans", fname=str(font))
-        pdf.set_font("DejaVuSans", size=10)
-    for letter in letters:
-        pdf.add_page()
-        for line in page_lines(letter):
-            pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
-    pdf.output(str(path))
     return path
 
 

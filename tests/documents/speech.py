@@ -13,33 +13,19 @@ Other document-AI tests may import this module (e.g. to build a transcript for s
 
 from __future__ import annotations
 
-import io
 import re
-import shutil
-import subprocess
-import wave
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
+from caresync.documents.samples import ESPEAK as ESPEAK  # the synthesis the demo uses too, re-exported
+from caresync.documents.samples import SAMPLE_RATE as SAMPLE_RATE
+from caresync.documents.samples import Dialogue
+from caresync.documents.samples import synthesise as _synthesise
+from caresync.documents.samples import write_wav as write_wav
 from caresync.documents.transcription import Transcript
-
-ESPEAK = shutil.which("espeak-ng")
-SAMPLE_RATE = 22_050  # espeak-ng's native rate
-
-
-@dataclass(frozen=True)
-class Voice:
-    """An espeak-ng voice: ``name`` (voice+variant), pitch 0-99 and speed in words per minute."""
-
-    name: str
-    pitch: int
-    speed: int
-
-
-VOICES = {"doctor": Voice("en-us+m3", pitch=30, speed=150), "patient": Voice("en+f3", pitch=75, speed=150)}
 
 # (role, text, pause before the next line in seconds). The short pauses make the recogniser merge two turns
 # into one segment, so the speaker separation has to split inside a segment.
@@ -65,78 +51,19 @@ CONSULTATION: tuple[tuple[str, str, float], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Turn:
-    """One spoken line of the ground truth: who, what, and when (seconds from the start)."""
-
-    speaker: str
-    text: str
-    start: float
-    end: float
-
-
-@dataclass(frozen=True)
-class Dialogue:
-    """A synthesised recording and its ground truth."""
-
-    path: Path
-    turns: tuple[Turn, ...]
-    duration: float
-
-    @property
-    def text(self) -> str:
-        """The whole reference text, in order."""
-        return " ".join(turn.text for turn in self.turns)
-
-
-def _speak(line: str, voice: Voice) -> np.ndarray:
-    """One line as 16-bit samples at :data:`SAMPLE_RATE`, leading and trailing silence trimmed."""
-    if ESPEAK is None:
-        raise RuntimeError("espeak-ng is not installed")
-    command = [ESPEAK, "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed), "--stdout", line]
-    raw = subprocess.run(command, capture_output=True, check=True).stdout  # noqa: S603 (our own arguments)
-    with wave.open(io.BytesIO(raw)) as speech:
-        assert (speech.getframerate(), speech.getsampwidth()) == (SAMPLE_RATE, 2)
-        samples = np.frombuffer(speech.readframes(speech.getnframes()), dtype=np.int16)
-    loud = np.flatnonzero(np.abs(samples) > 200)
-    return samples[loud[0] : loud[-1] + 1] if loud.size else samples
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
-    """Write mono 16-bit samples as a WAV file."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.astype(np.int16).tobytes())
-    return path
-
-
-def synthesise(
-    directory: Path,
-    lines: tuple[tuple[str, str, float], ...] = CONSULTATION,
-    *,
-    name: str = "consultation.wav",
-    lead_in: float = 0.5,
-) -> Dialogue:
-    """Speak ``lines`` (role, text, pause after) with the role's voice into ``directory/name``."""
-    silence = lambda seconds: np.zeros(int(seconds * SAMPLE_RATE), dtype=np.int16)  # noqa: E731
-    pieces, turns, cursor = [silence(lead_in)], [], lead_in
-    for role, text, pause in lines:
-        speech = _speak(text, VOICES[role])
-        turns.append(Turn(role, text, cursor, cursor + speech.size / SAMPLE_RATE))
-        pieces += [speech, silence(pause)]
-        cursor = turns[-1].end + pause
-    audio = np.concatenate(pieces)
-    return Dialogue(write_wav(directory / name, audio), tuple(turns), audio.size / SAMPLE_RATE)
-
-
 # suffix -> (container format, codec, sample rate)
 CODECS = {
     ".mp3": ("mp3", "libmp3lame", 22_050),
     ".webm": ("webm", "libopus", 48_000),
     ".m4a": ("mp4", "aac", 22_050),
 }
+
+
+def synthesise(
+    directory: Path, lines: tuple[tuple[str, str, float], ...] = CONSULTATION, **options: Any
+) -> Dialogue:
+    """:func:`caresync.documents.samples.synthesise`, speaking :data:`CONSULTATION` unless told otherwise."""
+    return _synthesise(directory, lines, **options)
 
 
 def encode(wav: Path, suffix: str) -> Path:

@@ -14,6 +14,13 @@ pytestmark = pytest.mark.no_db
 CASES: list[tuple[str, list[tuple[str, str]]]] = [
     ("Chest pain and short of breath at night.", [("chest pain", "+"), ("shortness of breath", "+")]),
     ("Denies chest pain.", [("chest pain", "-")]),
+    # a line wrapped by a letter's layout goes on; a new line that starts a list item or sentence ends it
+    (
+        "Exertional chest pain and shortness of \nbreath at night.",
+        [("chest pain", "+"), ("shortness of breath", "+")],
+    ),
+    ("- no fever\n- cough", [("fever", "-"), ("cough", "+")]),
+    ("No fever\nCough for a week.", [("fever", "-"), ("cough", "+")]),
     ("No fever but cough for three days.", [("fever", "-"), ("cough", "+")]),
     (
         "Denies chest pain, shortness of breath, palpitations, nausea or vomiting.",

@@ -429,7 +429,7 @@ def test_summaries_are_deterministic() -> None:
 def test_a_fifteen_minute_transcript_is_summarised_quickly() -> None:
     """The brief's target is < 100 ms without the embedding model; the clinical-terms lexicon matcher
     (another module) costs about as much again, so the test allows 500 ms of CPU (best of three) and
-    bench/documents_summaries.py reports the split."""
+    bench/document_ai/summaries.py reports the split."""
     segments = long_consultation(15)
     summarise(segments)
     best = min(_cpu_seconds(lambda: summarise(segments)) for _ in range(3))

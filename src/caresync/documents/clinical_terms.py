@@ -77,7 +77,9 @@ class Mention:
 # --- tokens and normalisation -------------------------------------------------------------------------------
 
 _APOSTROPHE = "\u2019"  # typographic apostrophe, as in "Parkinson\u2019s"
-_TOKEN = re.compile(rf"\d+(?:\.\d+)?|[A-Za-z0-9]+(?:['{_APOSTROPHE}][A-Za-z]+)*|[.;:!?\n]")
+# A line break ends a sentence, except where the next line goes on in lower case: a line wrapped by the
+# layout of a letter or a scan ("shortness of / breath"), not a new list item or sentence.
+_TOKEN = re.compile(rf"\d+(?:\.\d+)?|[A-Za-z0-9]+(?:['{_APOSTROPHE}][A-Za-z]+)*|[.;:!?]|\n(?![ \t]*[a-z])")
 _TERMINATOR_CHARS = frozenset(".;:!?\n")
 _CACHED_TEXT_CHARS = 1000  # longer texts (whole documents) are read afresh each time, not kept
 _PRE_WINDOW = 12  # units (a whole mention is one unit)

@@ -1,7 +1,7 @@
 """Pure ranking: fusing the full-text and the embedding rankings of documents, then ordering by what the
 documents say about the query's concepts.
 
-Fusion (both measured on the labelled set, see ``bench/documents_search.py``):
+Fusion (both measured on the labelled set, see ``bench/document_ai/search.py``):
 
 * ``rrf``: reciprocal rank fusion, ``sum 1 / (60 + rank)`` over the two rankings;
 * ``weighted``: ``0.5 * full-text score / best full-text score + 0.5 * cosine similarity``.

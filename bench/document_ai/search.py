@@ -1,7 +1,7 @@
 """Document search benchmark: retrieval quality on the labelled corpus, and search latency over 100,000
 documents on SQLite.
 
-Run as its own process: ``python bench/documents_search.py [--documents 100000] [--patients 5000]
+Run as its own process: ``python bench/document_ai/search.py [--documents 100000] [--patients 5000]
 [--blocks 1500] [--rounds 5] [--database PATH]``.
 
 1. **Quality** (``tests/documents/search_corpus.py``: 90 documents, 30 queries with graded labels): nDCG@10
@@ -36,7 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests package (the labelled corpus)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the tests package (the labelled corpus)
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

@@ -1,6 +1,6 @@
 """OCR benchmark: seconds per page through CareSync's OCR engine vs the ``ocrmypdf`` command on the same file.
 
-Run as its own process: ``python bench/documents_ocr.py [--pages 5] [--rounds 2]``.
+Run as its own process: ``python bench/document_ai/ocr.py [--pages 5] [--rounds 2]``.
 
 It renders ``--pages`` tilted, noisy 300-dpi letters (``tests/documents/scans.py``) into one image-only PDF,
 then, ``--rounds`` times (alternating which goes first, so drifting load on a shared machine hits both):
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from tests.documents import scans  # noqa: E402
 

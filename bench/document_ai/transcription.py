@@ -1,7 +1,7 @@
 """Transcription benchmark: real-time factor of recognition and of speaker separation on a synthetic
 consultation (about 60 s, two espeak-ng voices, see ``tests/documents/speech.py``).
 
-Run as its own process: ``python bench/documents_transcription.py [--rounds 3]``.
+Run as its own process: ``python bench/document_ai/transcription.py [--rounds 3]``.
 
 In process, no server: the Whisper model is loaded once (timed apart), the WAV is decoded once, then each
 round times :func:`caresync.documents.transcription.recognise` (faster-whisper with VAD and word
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tests.documents.speech import encode, speaker_accuracy, synthesise, word_error_rate

@@ -8,7 +8,8 @@ The server runs in its own process with its own environment, so nothing in the i
 * SQLite in that directory, or, when ``CARESYNC_TEST_DATABASE_URL`` (PostgreSQL) is set, a separate database
   on the same server named ``<database>_e2e`` (``<database>_e2e_gw0`` … under pytest-xdist), dropped and
   re-created for the session;
-* ``caresync migrate``, then ``caresync demo --patients 60`` while ``caresync serve`` starts on a free port.
+* ``caresync migrate``, then ``caresync demo --patients 60 --no-documents`` while ``caresync serve`` starts
+  on a free port.
 
 One browser per session, a new context (own cookies) per test. Demo staff sign in with the TOTP code
 computed from :func:`caresync.demo.demo_totp_secret`; :func:`totp_code` never hands out the same time step
@@ -163,7 +164,9 @@ def base_url() -> Iterator[str]:
                 [caresync, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
             )
             subprocess.run(  # noqa: S603 (our own venv's caresync command)
-                [caresync, "demo", "--patients", "60"],
+                # The document demo (a real OCR and transcription) would add tens of seconds to every start;
+                # the document tests upload their own scans.
+                [caresync, "demo", "--patients", "60", "--no-documents"],
                 env=env,
                 check=True,
                 capture_output=True,

@@ -15,6 +15,13 @@ PATIENT = "patient@demo.caresync.dev"
 CARDIOLOGIST = "Maria Ferreira"  # the demo's first doctor: a cardiologist taking the demo patient's insurer
 
 
+def weeks_ahead(page: Any, weeks: int = 3) -> None:
+    """Show the times three weeks ahead: plenty of free ones, and past the demo's two weeks of bookings (the
+    demo patient's own appointments could take the first free time of next week, depending on the day)."""
+    for _ in range(weeks):
+        page.locator("[data-testid=later]").click()
+
+
 def test_patient_finds_a_cardiologist_books_reschedules_and_cancels(page: Any, log_in: Any) -> None:
     page.on("dialog", lambda dialog: dialog.accept())
     log_in(page, PATIENT)
@@ -29,7 +36,7 @@ def test_patient_finds_a_cardiologist_books_reschedules_and_cancels(page: Any, l
 
     results.filter(has_text=CARDIOLOGIST).get_by_role("link", name="See times").click()
     expect(page.locator("[data-testid=doctor-name]")).to_contain_text(CARDIOLOGIST)
-    page.locator("[data-testid=later]").click()  # next week: plenty of free times
+    weeks_ahead(page)
     first_slot = page.locator("[data-testid=slot]").first
     chosen = first_slot.inner_text()
     first_slot.click()
@@ -41,7 +48,7 @@ def test_patient_finds_a_cardiologist_books_reschedules_and_cancels(page: Any, l
     booked_url = page.url.split("?")[0]
 
     page.locator("[data-testid=reschedule]").click()
-    page.locator("[data-testid=later]").click()  # (within 24 hours it could not be cancelled online)
+    weeks_ahead(page)  # (within 24 hours it could not be cancelled online)
     later_slot = page.locator("[data-testid=slot]").nth(3)
     new_time = later_slot.inner_text()
     later_slot.click()  # confirmed by the dialog handler

@@ -105,7 +105,7 @@ def job_task(kind: str) -> Callable[[JobFunction], Any]:
                 result = fn(JobContext(jid), **kwargs) or {}
             except Exception as exc:
                 log.exception("job %s (%s) failed", kind, job_id)
-                _update(jid, status="failed", finished_at=utcnow(), message=_safe_message(exc))
+                _update(jid, status="failed", finished_at=utcnow(), message=safe_message(exc))
                 return
             _update(
                 jid,
@@ -122,7 +122,8 @@ def job_task(kind: str) -> Callable[[JobFunction], Any]:
     return decorate
 
 
-def _safe_message(exc: Exception) -> str:
+def safe_message(exc: Exception) -> str:
+    """What a failed job may tell people: our domain errors' messages; anything else stays in the log."""
     # Only our own domain errors carry messages meant for people; anything else stays in the server log.
     from caresync.core.errors import DomainError
 

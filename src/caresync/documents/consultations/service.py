@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from caresync.core import audit, storage
+from caresync.core import audit, jobs, storage
 from caresync.core.auth import Principal
-from caresync.core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, authorize_patient, require
 from caresync.db import session_factory, transaction, utcnow
@@ -294,12 +294,12 @@ def run_transcription(consultation_id: uuid.UUID, progress: Progress) -> dict[st
         path.write_bytes(data)
         try:
             transcript = transcription.transcribe(path, progress=lambda done: progress(done, "Transcribing"))
-        except DomainError as exc:
-            _fail(consultation_id, exc.detail)
+            progress(0.95, "Drafting the note")
+            with transaction(session_factory()) as session:
+                return _keep(session, consultation_id, transcript)
+        except Exception as exc:
+            _fail(consultation_id, jobs.safe_message(exc))
             raise
-    progress(0.95, "Drafting the note")
-    with transaction(session_factory()) as session:
-        return _keep(session, consultation_id, transcript)
 
 
 def _keep(session: Session, consultation_id: uuid.UUID, transcript: Transcript) -> dict[str, object]:

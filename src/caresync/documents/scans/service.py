@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from caresync.core import audit, storage
+from caresync.core import audit, jobs, storage
 from caresync.core.auth import Principal
-from caresync.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, authorize_patient, cared_for_patient_ids, require
 from caresync.core.text import clean_line
@@ -247,16 +247,11 @@ def run_ocr(scan_id: uuid.UUID, progress: Progress) -> dict[str, object]:
         output = Path(folder) / "searchable.pdf"
         try:
             result = engine.ocr_document(source, media_type, output, progress=on_page)
-            pdf = output.read_bytes()
-        except DomainError as exc:
-            _fail(scan_id, exc.detail)
+            with transaction(session_factory()) as session:
+                return _file(session, scan_id, result, output.read_bytes())
+        except Exception as exc:
+            _fail(scan_id, jobs.safe_message(exc))
             raise
-    try:
-        with transaction(session_factory()) as session:
-            return _file(session, scan_id, result, pdf)
-    except DomainError as exc:
-        _fail(scan_id, exc.detail)
-        raise
 
 
 def _file(session: Session, scan_id: uuid.UUID, result: OcrResult, pdf: bytes) -> dict[str, object]:

@@ -138,6 +138,8 @@ def test_the_approved_note_enters_the_record_and_then_stays(
     )
     assert client.get(f"{API}/records/{record_id}/verify", headers=doctor).json()["signature_valid"] is True
     assert client.put(url, json={"text": "changed"}, headers=doctor).status_code == 409
+    roles = {"speakers": {"speaker 1": "patient"}}
+    assert client.put(f"{C}/{transcribed['id']}/speakers", json=roles, headers=doctor).status_code == 409
     assert client.post(f"{url}/approve", json={"text": "again"}, headers=doctor).status_code == 409
     with tx() as session:
         assert session.get(HealthRecord, uuid.UUID(record_id)).uploaded_by == cast["doctor"].id

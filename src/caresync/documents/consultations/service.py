@@ -162,22 +162,20 @@ def audio(session: Session, principal: Principal, consultation_id: uuid.UUID) ->
 def set_speakers(
     session: Session, principal: Principal, consultation_id: uuid.UUID, roles: Mapping[str, str]
 ) -> Consultation:
-    """Correct who is the doctor and who the patient; a draft note is made again from the corrected
-    transcript (text the clinician already edited is kept)."""
+    """Correct who is the doctor and who the patient; the draft note is made again from the corrected
+    transcript (text the clinician already edited is kept). Once the note is approved, 409."""
     consultation = _editable(session, principal, consultation_id, "document.consultation.speakers")
+    note = _draft(consultation)
     unknown = set(roles) - set(consultation.speakers)
     if unknown:
         raise ValidationFailed(f"Unknown speaker: {', '.join(sorted(unknown))}.", extra={"field": "speakers"})
     if any(role not in ROLES for role in roles.values()):
         raise ValidationFailed("A speaker is either the doctor or the patient.", extra={"field": "speakers"})
     consultation.speakers = {**consultation.speakers, **roles}
-    note = consultation.note
-    if note is not None:
-        summary = summarise(consultation.segments, consultation.speakers)
-        generated = str(note.draft.get("text", ""))
-        note.draft = draft_of(summary)
-        if note.text == generated:  # not edited by hand: follow the new draft
-            note.text = str(note.draft["text"])
+    generated = str(note.draft.get("text", ""))
+    note.draft = draft_of(summarise(consultation.segments, consultation.speakers))
+    if note.text == generated:  # not edited by hand: follow the new draft
+        note.text = str(note.draft["text"])
     session.flush()
     return consultation
 

@@ -31,6 +31,7 @@ from caresync.analytics.rules import RiskLevel
 from caresync.analytics.statistics.trends import WeeklyTop
 from caresync.core.jobs import Job, huey
 from caresync.db import session_factory, transaction, utcnow
+from caresync.identity.service import acting_user
 from tests.analytics.test_forecasting_api import seed_history
 from tests.analytics.test_risk import generated_frame
 from tests.conftest import API, Cast, Factory, web_login
@@ -225,7 +226,7 @@ def test_doctor_report_lists_moderate_risk_and_above_and_counts_the_low(
         make.care(doctor, p)
     today = utcnow().date()
     with transaction(session_factory()) as s:
-        principal = service.owner_principal(s, doctor.id)
+        principal = acting_user(s, doctor.id)
         section = service._care_list(s, principal, service.ReportRequest("doctor", None, today, today))
     care = section["care_list"]
     assert [r["name"].split(",")[0] for r in care["rows"]] == ["Brown", "Davis", "Fox", "Adams"]

@@ -25,11 +25,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import String, and_, case, distinct, func, or_, select
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from caresync.analytics import cache
 from caresync.analytics.blood import forecast
@@ -43,31 +40,13 @@ from caresync.core import audit
 from caresync.core.auth import Principal
 from caresync.core.errors import Forbidden, NotFound, ValidationFailed
 from caresync.core.rbac import Perm, has_perm, require
+from caresync.core.sqldates import utc_month, utc_week
 from caresync.db import utcnow
 from caresync.identity.models import Organisation
 
 RED_CELLS = Component.RED_CELLS.value
 DEFAULT_DAYS = 364  # the series' default period: the last 52 weeks, today included
 SERIES_KINDS = ("issued", "transfused", "expired", "discarded")
-
-
-class utc_week(FunctionElement[str]):
-    """``YYYY-MM-DD`` of the Monday of the ISO week (UTC) of a timestamp column, on SQLite and PostgreSQL."""
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(utc_week)
-def _utc_week_sqlite(element: utc_week, compiler: SQLCompiler, **kw: Any) -> str:
-    # 'weekday 0' moves to the next Sunday (or stays on one); six days back is that week's Monday.
-    return f"date({compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
-
-
-@compiles(utc_week, "postgresql")
-def _utc_week_postgresql(element: utc_week, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(element.clauses, **kw)
-    return f"to_char(date_trunc('week', ({column}) AT TIME ZONE 'UTC'), 'YYYY-MM-DD')"
 
 
 # --- who sees what -----------------------------------------------------------------------------------------
@@ -406,7 +385,7 @@ def donor_months(session: Session, organisation_id: uuid.UUID, asked: reports.Pe
         .group_by(Donation.donor_id)
         .subquery()
     )
-    month = reports.utc_month(Donation.collected_at)
+    month = utc_month(Donation.collected_at)
     first = func.count(case((Donation.collected_at == firsts.c.first_at, Donation.id)))
     query = (
         reports.donations_in(organisation_id, asked, Donation.outcome == "completed")

@@ -51,8 +51,9 @@ from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.jobs import Job, job_view
 from caresync.core.rbac import Perm, cared_for_patient_ids, require
 from caresync.db import session_factory, transaction, utcnow
-from caresync.identity.models import Organisation, Patient, User
+from caresync.identity.models import Organisation, Patient
 from caresync.identity.rules import format_health_id
+from caresync.identity.service import acting_user
 from caresync.web.templating import TEMPLATES
 
 REPORT_JOB = "analytics.report"
@@ -124,14 +125,6 @@ def authorize_request(
         detail={"kind": chosen, "start": first, "end": last},
     )
     return ReportRequest(chosen, organisation_id, first, last)
-
-
-def owner_principal(session: Session, user_id: uuid.UUID) -> Principal:
-    """The job owner's principal as it is now (a deactivated account gets nothing: 403)."""
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:
-        raise Forbidden("The account that asked for this report is no longer active.")
-    return Principal(user.id, user.role, user.full_name, organisation_id=user.organisation_id)
 
 
 # --- the content -----------------------------------------------------------------------------------------
@@ -420,7 +413,7 @@ def make_report(user_id: uuid.UUID, request: ReportRequest, progress: Progress) 
     between them."""
     started = time.perf_counter()
     with transaction(session_factory()) as session:
-        principal = owner_principal(session, user_id)
+        principal = acting_user(session, user_id)
         if request.kind not in allowed_kinds(principal):
             raise Forbidden("Your role can no longer ask for this report.")
         action = "analytics.report.make"

@@ -15,10 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import String, and_, case, distinct, func, literal_column, or_, select
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from caresync.bloodbank.models import BloodUnit, Donation, Donor, UnitEvent
 from caresync.bloodbank.rules import BLOOD_GROUPS, COMPONENTS, UnitStatus
@@ -26,6 +23,7 @@ from caresync.core import audit
 from caresync.core.auth import Principal
 from caresync.core.errors import Forbidden, ValidationFailed
 from caresync.core.rbac import Perm, require
+from caresync.core.sqldates import utc_month
 from caresync.db import utcnow
 from caresync.identity.models import Organisation
 
@@ -43,23 +41,6 @@ LEFT_INVENTORY = (UnitStatus.ISSUED, UnitStatus.TRANSFUSED, UnitStatus.EXPIRED, 
 EXPIRED_REASON = "expired"
 UNSPECIFIED_REASON = "unspecified"
 UNTYPED = "untyped"  # donors whose blood group is not known yet
-
-
-class utc_month(FunctionElement[str]):
-    """``YYYY-MM`` of a UTC timestamp column, on SQLite and PostgreSQL."""
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(utc_month)
-def _utc_month_sqlite(element: utc_month, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
-
-
-@compiles(utc_month, "postgresql")
-def _utc_month_postgresql(element: utc_month, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"to_char(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC', 'YYYY-MM')"
 
 
 @dataclass(frozen=True)

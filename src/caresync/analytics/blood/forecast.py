@@ -35,6 +35,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from caresync.analytics.forecasting import metrics, sarima
+from caresync.analytics.forecasting.sarima import SplitScore
 from caresync.core.errors import ValidationFailed
 
 HORIZON_WEEKS = 4
@@ -61,25 +62,6 @@ class ForecastPoint:
     lower_95: float
     upper_95: float
     baseline: float | None
-
-
-@dataclass(frozen=True)
-class SplitScore:
-    """One chronological split: its windows, both forecasts' test metrics and the verdict."""
-
-    split: str
-    train_start: str
-    train_end: str
-    test_start: str
-    test_end: str
-    train_size: int
-    test_size: int
-    model: metrics.Accuracy
-    baseline: metrics.Accuracy
-    coverage_80: float
-    coverage_95: float
-    better: str
-    verdict: str
 
 
 @dataclass(frozen=True)
@@ -139,30 +121,14 @@ def _baseline_name(period: int) -> str:
 
 def _score(series: pd.Series, train_percent: int, period: int) -> SplitScore:
     """Test the moving average on one chronological split against the baseline of lag ``period``."""
-    train, test = sarima.chronological_split(series, train_percent)
-    model = moving_average(train, len(test))
-    naive = sarima.seasonal_naive(train, len(test), period)
-    scale = metrics.seasonal_naive_scale(train.to_numpy(), period)
-    ours = metrics.accuracy(test.to_numpy(), model.mean, scale=scale)
-    theirs = metrics.accuracy(test.to_numpy(), naive, scale=scale)
-    better, verdict = metrics.compare(
-        ours, theirs, model_name=MOVING_AVERAGE, baseline_name=_baseline_name(period)
-    )
-    return SplitScore(
-        split=f"{train_percent}/{100 - train_percent}",
-        train_start=train.index[0].date().isoformat(),
-        train_end=train.index[-1].date().isoformat(),
-        test_start=test.index[0].date().isoformat(),
-        test_end=test.index[-1].date().isoformat(),
-        train_size=len(train),
-        test_size=len(test),
-        model=ours,
-        baseline=theirs,
-        coverage_80=metrics.coverage(test.to_numpy(), model.lower[80], model.upper[80]),
-        coverage_95=metrics.coverage(test.to_numpy(), model.lower[95], model.upper[95]),
-        better=better,
-        verdict=verdict,
-    )
+    return sarima.score_split(
+        series,
+        train_percent,
+        moving_average,
+        period,
+        model_name=MOVING_AVERAGE,
+        baseline_name=_baseline_name(period),
+    ).score
 
 
 def _sarima_forecast(blood_group: str, series: pd.Series) -> GroupForecast:

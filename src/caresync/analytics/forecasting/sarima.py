@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import numpy as np
@@ -269,16 +269,54 @@ def _points(
     ]
 
 
-def evaluate(series: pd.Series, spec: Spec, train_percent: int) -> Evaluation:
-    """Train both models on the first ``train_percent`` % and score them on the rest."""
+@dataclass(frozen=True)
+class SplitScore:
+    """One chronological split: its windows, a model's and a baseline's test metrics and the verdict."""
+
+    split: str
+    train_start: str
+    train_end: str
+    test_start: str
+    test_end: str
+    train_size: int
+    test_size: int
+    model: metrics.Accuracy
+    baseline: metrics.Accuracy
+    coverage_80: float
+    coverage_95: float
+    better: str
+    verdict: str
+
+
+@dataclass(frozen=True)
+class ScoredSplit:
+    """A split's score with what it was computed from (the test window and both forecasts of it)."""
+
+    score: SplitScore
+    test: pd.Series
+    model: ModelForecast
+    naive: np.ndarray
+
+
+def score_split(
+    series: pd.Series,
+    train_percent: int,
+    fit: Callable[[pd.Series, int], ModelForecast],
+    period: int,
+    *,
+    model_name: str,
+    baseline_name: str,
+) -> ScoredSplit:
+    """Fit ``fit`` on the first ``train_percent`` % and score it on the rest against the seasonal-naive
+    forecast of lag ``period`` (MASE scaled by that baseline's in-sample error)."""
     train, test = chronological_split(series, train_percent)
-    model = fit_forecast(train, len(test), spec)
-    naive = seasonal_naive(train, len(test), spec.period)
-    scale = metrics.seasonal_naive_scale(train.to_numpy(), spec.period)
+    model = fit(train, len(test))
+    naive = seasonal_naive(train, len(test), period)
+    scale = metrics.seasonal_naive_scale(train.to_numpy(), period)
     ours = metrics.accuracy(test.to_numpy(), model.mean, scale=scale)
     theirs = metrics.accuracy(test.to_numpy(), naive, scale=scale)
-    better, verdict = metrics.compare(ours, theirs, model_name=MODEL_NAME, baseline_name=BASELINE_NAME)
-    return Evaluation(
+    better, verdict = metrics.compare(ours, theirs, model_name=model_name, baseline_name=baseline_name)
+    score = SplitScore(
         split=f"{train_percent}/{100 - train_percent}",
         train_start=train.index[0].date().isoformat(),
         train_end=train.index[-1].date().isoformat(),
@@ -286,15 +324,35 @@ def evaluate(series: pd.Series, spec: Spec, train_percent: int) -> Evaluation:
         test_end=test.index[-1].date().isoformat(),
         train_size=len(train),
         test_size=len(test),
-        sarima=ours,
-        seasonal_naive=theirs,
+        model=ours,
+        baseline=theirs,
         coverage_80=metrics.coverage(test.to_numpy(), model.lower[80], model.upper[80]),
         coverage_95=metrics.coverage(test.to_numpy(), model.lower[95], model.upper[95]),
         better=better,
         verdict=verdict,
+    )
+    return ScoredSplit(score, test, model, naive)
+
+
+def evaluate(series: pd.Series, spec: Spec, train_percent: int) -> Evaluation:
+    """Train both models on the first ``train_percent`` % and score them on the rest."""
+    scored = score_split(
+        series,
+        train_percent,
+        lambda train, steps: fit_forecast(train, steps, spec),
+        spec.period,
+        model_name=MODEL_NAME,
+        baseline_name=BASELINE_NAME,
+    )
+    score, test, model = scored.score, scored.test, scored.model
+    windows = {f.name: getattr(score, f.name) for f in fields(score) if f.name not in ("model", "baseline")}
+    return Evaluation(
+        **windows,
+        sarima=score.model,
+        seasonal_naive=score.baseline,
         converged=model.converged,
         seconds=model.seconds,
-        points=_points(pd.DatetimeIndex(test.index), test.to_numpy(), model, naive),
+        points=_points(pd.DatetimeIndex(test.index), test.to_numpy(), model, scored.naive),
     )
 
 

@@ -163,6 +163,7 @@ def create_app() -> FastAPI:
     from caresync.identity.api import admin, auth, orgs, people
     from caresync.identity.credentials import api as credentials_api
     from caresync.identity.credentials import pages as credentials_pages
+    from caresync.imaging import routes as imaging_routes
     from caresync.operations.backup import pages as backup_pages
     from caresync.operations.observability import api as observability_api
     from caresync.prescriptions import api as prescriptions_api
@@ -228,7 +229,8 @@ def create_app() -> FastAPI:
     app.include_router(observability_api.router)  # /healthz, /readyz, /metrics
     app.include_router(backup_pages.router)
     app.include_router(credentials_pages.router)
-    for router in (*bloodbank_routes.routers(), *analytics_routes.routers(), *documents_routes.routers()):
+    domain_routes = (bloodbank_routes, analytics_routes, documents_routes, imaging_routes)
+    for router in (router for routes in domain_routes for router in routes.routers()):
         app.include_router(router)
     app.include_router(fhir_tokens.router)
     app.include_router(fhir_pages.router)

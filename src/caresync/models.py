@@ -11,6 +11,7 @@ from caresync.documents.search import models as document_search_models  # noqa: 
 from caresync.engagement import models as engagement_models  # noqa: F401
 from caresync.identity import models as identity_models  # noqa: F401
 from caresync.identity.credentials import models as credential_models  # noqa: F401
+from caresync.imaging import models as imaging_models  # noqa: F401
 from caresync.prescriptions import models as prescriptions_models  # noqa: F401
 from caresync.records import models as records_models  # noqa: F401
 from caresync.scheduling import models as scheduling_models  # noqa: F401

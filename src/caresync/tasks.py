@@ -22,6 +22,7 @@ JOB_MODULES = (
     "caresync.documents.scans.jobs",
     "caresync.documents.consultations.jobs",
     "caresync.documents.search.jobs",
+    "caresync.imaging.studies.jobs",
 )
 
 

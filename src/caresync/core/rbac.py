@@ -54,6 +54,9 @@ class Perm(StrEnum):
     ENCOUNTER_RECORD = "encounter:record"  # record a visit's diagnoses, vitals and outcome (patients in care)
     ANALYTICS_VIEW = "analytics:view"  # the organisation's trends, demographics, forecasts and surges
     ANALYTICS_MANAGE = "analytics:manage"  # train and choose risk models, run forecasts for the organisation
+    IMAGING_ANALYSE = "imaging:analyse"  # upload imaging studies of patients in care and have AI analyse them
+    IMAGING_REVIEW = "imaging:review"  # confirm or correct an AI finding (kept for retraining)
+    IMAGING_MODELS = "imaging:models"  # choose which imaging model version serves each task
 
 
 _CLINICIAN = frozenset(
@@ -69,6 +72,7 @@ _CLINICIAN = frozenset(
         Perm.QUEUE_MANAGE,
         Perm.ENCOUNTER_RECORD,
         Perm.ANALYTICS_VIEW,
+        Perm.IMAGING_ANALYSE,
     }
 )
 _STAFF_ARTICLES = frozenset({Perm.ARTICLE_READ, Perm.ARTICLE_WRITE})
@@ -87,10 +91,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
             Perm.BLOOD_REPORTS,
             Perm.ANALYTICS_VIEW,
             Perm.ANALYTICS_MANAGE,
+            Perm.IMAGING_MODELS,
         }
     )
     | _STAFF_ARTICLES,
-    "doctor": _CLINICIAN | _STAFF_ARTICLES | _BLOOD_ORDERING | {Perm.PRESCRIBE},
+    "doctor": _CLINICIAN | _STAFF_ARTICLES | _BLOOD_ORDERING | {Perm.PRESCRIBE, Perm.IMAGING_REVIEW},
     "nurse": _CLINICIAN | _STAFF_ARTICLES | _BLOOD_ORDERING,
     "patient": frozenset(
         {

@@ -37,6 +37,7 @@ _SIGNATURES: tuple[tuple[str, int, bytes], ...] = (
     ("video/webm", 0, b"\x1a\x45\xdf\xa3"),
     ("image/tiff", 0, b"II*\x00"),
     ("image/tiff", 0, b"MM\x00*"),
+    ("application/zip", 0, b"PK\x03\x04"),  # e.g. a trained model's weights (torch.save)
 )
 
 

@@ -59,6 +59,8 @@ NAVIGATION: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ("Care tasks", "/tasks", "checklist", frozenset({"doctor", "nurse"})),
     ("Search documents", "/documents/search", "file-search", frozenset({"doctor", "nurse"})),
     ("Scanned documents", "/documents/scans", "scan", frozenset({"doctor", "nurse"})),
+    ("Imaging studies", "/imaging/studies", "photo-scan", frozenset({"doctor", "nurse"})),
+    ("Imaging models", "/imaging/models", "brain", frozenset({"admin", "doctor", "nurse"})),
     ("My profile", "/me/profile", "id-badge-2", frozenset({"patient"})),
     ("Who reads my record", "/me/consents", "user-check", frozenset({"patient"})),
     ("Share links", "/me/shares", "share", frozenset({"patient"})),

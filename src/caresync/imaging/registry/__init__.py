@@ -1,0 +1,1 @@
+"""The imaging model registry: versions with model cards, and which version serves each task."""

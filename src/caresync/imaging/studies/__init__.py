@@ -1,0 +1,1 @@
+"""Imaging studies of patients and the AI analyses run on them."""

@@ -1,0 +1,1 @@
+"""Placeholder: the analysis job (being written)."""

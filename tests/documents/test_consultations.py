@@ -1,11 +1,13 @@
 """Recorded consultations end to end: a two-voice espeak-ng dialogue uploaded over the API and the web form,
 transcribed by the job (real faster-whisper), its speakers and draft SOAP note (every sentence citing
-segments), role correction, editing, approval into the record as a signed clinical note, bad recordings,
-and who may see, edit and approve."""
+segments), role correction, naming the speakers, editing, approval into the record as a signed clinical
+note, bad recordings, and who may see, edit and approve."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -17,7 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from caresync.core.audit import AuditEntry
+from caresync.core.errors import ValidationFailed
 from caresync.documents import transcription
+from caresync.documents.consultations import service
 from caresync.documents.models import Consultation
 from caresync.documents.transcription import Transcript
 from caresync.records.models import HealthRecord
@@ -210,3 +215,160 @@ def test_the_pages_record_show_and_approve(client: TestClient, cast: Cast, recor
     )
     assert approved.status_code == 200
     assert "approved and in the patient" in approved.text
+
+
+# --- naming the speakers ------------------------------------------------------------------------------------
+
+NAME_LIMIT = "x" * 60
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("Dr Okafor", "Dr Okafor"),
+        ("  Mrs Jones (daughter) \n", "Mrs Jones (daughter)"),  # trimmed, the line break with it
+        ("Zoe\u0308 Ó Súilleabháin", "Zoë Ó Súilleabháin"),  # NFC: one way to spell each letter
+        ("李小龙", "李小龙"),
+        ("<b>Dr</b> O'Neil & co", "<b>Dr</b> O'Neil & co"),  # kept as typed; the page escapes it
+        ("A", "A"),
+        (NAME_LIMIT, NAME_LIMIT),
+        (f"  {NAME_LIMIT}  ", NAME_LIMIT),
+    ],
+)
+def test_a_good_speaker_name_is_kept_trimmed(given: str, kept: str) -> None:
+    assert service.clean_speaker_name(given) == kept
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("", "Give the speaker a name"),
+        ("   \t ", "Give the speaker a name"),
+        ("x" * 61, "60 characters"),
+        ("Dr\tOkafor", "control characters"),
+        ("Dr\nOkafor", "control characters"),
+        ("Dr\x00Okafor", "control characters"),
+        ("Dr\x7f", "control characters"),
+        ("Dr\x85Okafor", "control characters"),  # C1 next line
+        ("Dr\u2028Okafor", "control characters"),  # line separator
+        ("\u202erofakO rD", "control characters"),  # right-to-left override: displays as something else
+        ("Dr\u2066Okafor\u2069", "control characters"),
+        ("Dr\ud800", "control characters"),  # a lone surrogate (valid in JSON, not storable)
+    ],
+)
+def test_a_bad_speaker_name_is_refused_clearly(given: str, message: str) -> None:
+    with pytest.raises(ValidationFailed, match=message) as raised:
+        service.clean_speaker_name(given)
+    assert raised.value.status == 422
+
+
+def test_the_doctor_names_the_speakers_and_the_transcript_shows_them(
+    client: TestClient, cast: Cast, sign_in: Any, transcribed: dict[str, Any], tx: Any
+) -> None:
+    doctor, url = sign_in(cast["doctor"]), f"{C}/{transcribed['id']}/speakers"
+    assert transcribed["speaker_names"] == {"speaker 1": "Speaker 1", "speaker 2": "Speaker 2"}
+    assert {s["name"] for s in transcribed["segments"]} == {"Speaker 1", "Speaker 2"}
+    doctor_label = next(label for label, role in transcribed["speakers"].items() if role == "doctor")
+    other_label = next(label for label in transcribed["speakers"] if label != doctor_label)
+    body = {
+        "names": {doctor_label: "  Dr Okafor ", other_label: "Mrs Jones (daughter)"},
+        "speakers": {other_label: "other"},
+    }
+    renamed = client.put(url, json=body, headers=doctor)
+    assert renamed.status_code == 200, renamed.text
+    after = client.get(f"{C}/{transcribed['id']}", headers=sign_in(cast["nurse"])).json()  # the team sees it
+    names = {doctor_label: "Dr Okafor", other_label: "Mrs Jones (daughter)"}
+    assert renamed.json()["speaker_names"] == after["speaker_names"] == names
+    assert after["speakers"] == {doctor_label: "doctor", other_label: "other"}
+    for segment in after["segments"]:
+        assert (segment["speaker"], segment["name"]) in names.items()
+        assert segment["role"] == after["speakers"][segment["speaker"]]
+
+    with tx() as session:
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "document.consultation.rename")
+        ).all()
+        assert [(e.actor_id, str(e.patient_id), e.resource_id) for e in entries] == [
+            (cast["doctor"].id, str(cast["patient"].patient_id), transcribed["id"])
+        ]
+        assert json.loads(entries[0].detail) == {"speakers": sorted(names)}  # which speakers, not the names
+    same = client.put(url, json={"names": {doctor_label: "Dr Okafor"}}, headers=doctor)
+    assert same.status_code == 200
+    back = client.put(url, json={"names": {other_label: other_label.upper()}}, headers=doctor)
+    assert back.json()["speaker_names"][other_label] == other_label.capitalize()  # the label again
+    with tx() as session:
+        renames = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "document.consultation.rename")
+        )
+        assert [json.loads(e.detail) for e in renames] == [
+            {"speakers": sorted(names)},
+            {"speakers": [other_label]},  # naming a speaker what they are called already is no change
+        ]
+
+
+def test_bad_names_and_wrong_people_are_refused(
+    client: TestClient, cast: Cast, sign_in: Any, transcribed: dict[str, Any], tx: Any
+) -> None:
+    doctor, url = sign_in(cast["doctor"]), f"{C}/{transcribed['id']}/speakers"
+    labels = sorted(transcribed["speakers"])
+    refused = [
+        ({"names": {labels[0]: "   "}}, "Give the speaker a name"),
+        ({"names": {labels[0]: "x" * 61}}, "60 characters"),
+        ({"names": {labels[0]: "Dr\u202eOkafor"}}, "control characters"),
+        ({"names": {labels[0]: "Dr Okafor", labels[1]: "dr okafor"}}, "different name"),
+        ({"names": {labels[0]: labels[1]}}, "different name"),  # what the other speaker is called
+        ({"names": {"speaker 9": "Dr Okafor"}}, "Unknown speaker: speaker 9"),
+        ({"speakers": {labels[0]: "nurse"}}, "doctor, the patient or someone else"),
+        ({}, "a role or a name"),
+    ]
+    for body, message in refused:
+        response = client.put(url, json=body, headers=doctor)
+        assert response.status_code == 422, body
+        assert message in response.text, (body, response.text)
+    nurse = client.put(url, json={"names": {labels[0]: "Nurse Ama"}}, headers=sign_in(cast["nurse"]))
+    assert nurse.status_code == 403
+    stranger = sign_in(cast["pharmacist"])
+    assert client.put(url, json={"names": {labels[0]: "X"}}, headers=stranger).status_code == 404
+    assert client.put(url, json={"names": {labels[0]: "X"}}).status_code == 401
+
+    approved = client.post(
+        f"{C}/{transcribed['id']}/note/approve", json={"text": "Sore throat."}, headers=doctor
+    )
+    assert approved.status_code == 200
+    late = client.put(url, json={"names": {labels[0]: "Dr Okafor"}}, headers=doctor)
+    assert late.status_code == 409
+    assert "approved" in late.json()["detail"]
+    with tx() as session:
+        assert session.get(Consultation, uuid.UUID(transcribed["id"])).speaker_names == {}
+        action = AuditEntry.action == "document.consultation.rename"
+        assert session.scalars(select(AuditEntry).where(action)).all() == []
+
+
+def test_the_page_names_the_speakers(client: TestClient, cast: Cast, transcribed: dict[str, Any]) -> None:
+    csrf = web_login(client, cast["doctor"])
+    page_url = f"/documents/consultations/{transcribed['id']}"
+    roles = {f"role:{label}": role for label, role in transcribed["speakers"].items()}
+    form = {"csrf_token": csrf, **roles, "name:speaker 1": "<b>Dr</b> Okafor", "name:speaker 2": "Mrs Jones"}
+    saved = client.post(f"{page_url}/speakers", data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    page = client.get(saved.headers["location"]).text
+    assert "Speakers corrected" in page
+    assert 'value="&lt;b&gt;Dr&lt;/b&gt; Okafor"' in page  # escaped, never markup
+    shown = re.findall(r'data-testid="segment-speaker">([^<]*)<', page)
+    assert set(shown) == {"&lt;b&gt;Dr&lt;/b&gt; Okafor", "Mrs Jones"}
+    assert "<b>Dr</b>" not in page
+
+    refused = client.post(f"{page_url}/speakers", data={**form, "name:speaker 2": "Mrs\tJones"})
+    assert refused.status_code == 422
+    error = re.search(r'id="name-(\d)-error" data-testid="speaker-name-error">([^<]*)<', refused.text)
+    assert error is not None, "the error is shown beside the refused name"
+    assert "control characters" in error.group(2)
+    assert f'id="name-{error.group(1)}" name="name:speaker 2"' in refused.text
+    assert refused.text.count("is-invalid") == 1  # only that field
+    assert 'value="Mrs\tJones"' in refused.text  # what was typed stays in the form
+    assert "Mrs Jones" in re.findall(r'data-testid="segment-speaker">([^<]*)<', refused.text)  # still stored
+    same = client.post(f"{page_url}/speakers", data={**form, "name:speaker 1": "mrs jones"})
+    assert same.status_code == 422
+    assert re.search(r'data-testid="speakers-error">Give each speaker a different name', same.text)

@@ -100,6 +100,9 @@ class Consultation(IdMixin, Base):
     duration_s: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(12), default="queued")
     speakers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # speaker label -> role
+    # speaker label -> the name the clinician gave them ("speaker 2" -> "Mrs Jones (daughter)"); a speaker
+    # without one is called by their label
+    speaker_names: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     error: Mapped[str | None] = mapped_column(String(300))
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,5 +1,6 @@
 """Recorded consultations under ``/api/v1/documents/consultations``: upload a recording (transcribed as a
-job), read the transcript and draft note, correct the speakers, edit and approve the note, play the audio."""
+job), read the transcript and draft note, correct and name the speakers, edit and approve the note, play the
+audio."""
 
 from __future__ import annotations
 
@@ -83,8 +84,10 @@ def audio(consultation_id: uuid.UUID, principal: CurrentUser, db: Db) -> Respons
 def set_speakers(
     consultation_id: uuid.UUID, body: SpeakersIn, principal: CurrentUser, db: Db
 ) -> ConsultationOut:
-    """Correct who is the doctor and who the patient (the draft note is made again)."""
-    out = ConsultationOut.of(service.set_speakers(db, principal, consultation_id, body.speakers), full=True)
+    """Correct who each speaker is: their role (the draft note is made again when one changes) and their
+    name ("Speaker 1" -> "Dr Okafor"); 409 once the note is approved."""
+    consultation = service.set_speakers(db, principal, consultation_id, body.speakers, body.names)
+    out = ConsultationOut.of(consultation, full=True)
     db.commit()
     return out
 

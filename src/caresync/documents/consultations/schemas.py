@@ -4,30 +4,35 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
+from caresync.core.errors import ValidationFailed
+from caresync.documents.consultations.service import clean_speaker_name, speaker_names
 from caresync.documents.models import Consultation, ConsultationNote, TranscriptSegment
 
 
 class SegmentOut(BaseModel):
-    """A stretch of speech: when (seconds from the start), who and what."""
+    """A stretch of speech: when (seconds from the start), who (the detected label, the speaker's name and
+    role) and what."""
 
     index: int
     start: float
     end: float
     speaker: str
+    name: str
     role: str
     text: str
 
     @classmethod
-    def of(cls, segment: TranscriptSegment, roles: dict[str, str]) -> SegmentOut:
+    def of(cls, segment: TranscriptSegment, roles: dict[str, str], names: dict[str, str]) -> SegmentOut:
         return cls(
             index=segment.index,
             start=segment.start_s,
             end=segment.end_s,
             speaker=segment.speaker,
+            name=names[segment.speaker],
             role=roles.get(segment.speaker, "unknown"),
             text=segment.text,
         )
@@ -64,7 +69,10 @@ class ConsultationOut(BaseModel):
     duration_s: float | None
     job_id: uuid.UUID | None
     created_at: datetime
-    speakers: dict[str, str]
+    speakers: dict[str, str] = Field(description="Each speaker's label and role (doctor, patient or other).")
+    speaker_names: dict[str, str] = Field(
+        description="Each speaker's label and name: the one the clinician gave, else the label (Speaker 1)."
+    )
     segments: list[SegmentOut] | None = None
     note: NoteOut | None = None
 
@@ -80,9 +88,10 @@ class ConsultationOut(BaseModel):
             job_id=consultation.job_id,
             created_at=consultation.created_at,
             speakers=dict(consultation.speakers or {}),
+            speaker_names=speaker_names(consultation),
         )
         if full:
-            out.segments = [SegmentOut.of(s, out.speakers) for s in consultation.segments]
+            out.segments = [SegmentOut.of(s, out.speakers, out.speaker_names) for s in consultation.segments]
             out.note = NoteOut.of(consultation.note) if consultation.note else None
         return out
 
@@ -95,10 +104,23 @@ class ConsultationList(BaseModel):
     total: int | None
 
 
-class SpeakersIn(BaseModel):
-    """Who each speaker is: ``{"speaker 1": "doctor", "speaker 2": "patient"}``."""
+def _speaker_name(name: str) -> str:
+    try:
+        return clean_speaker_name(name)
+    except ValidationFailed as exc:
+        raise ValueError(exc.detail) from None
 
-    speakers: dict[str, str] = Field(min_length=1, max_length=2)
+
+SpeakerName = Annotated[str, Field(max_length=200), AfterValidator(_speaker_name)]
+
+
+class SpeakersIn(BaseModel):
+    """Who each speaker is, by their label: roles ``{"speaker 1": "doctor", "speaker 2": "other"}`` and names
+    ``{"speaker 1": "Dr Okafor", "speaker 2": "Mrs Jones (daughter)"}`` (1 to 60 characters, trimmed); either
+    may be left out."""
+
+    speakers: dict[str, str] = Field(default_factory=dict, max_length=2)
+    names: dict[str, SpeakerName] = Field(default_factory=dict, max_length=2)
 
 
 class NoteIn(BaseModel):

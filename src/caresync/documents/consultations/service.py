@@ -3,16 +3,17 @@
 A clinician records (or uploads) a conversation with a patient in their care; a job transcribes it
 (:mod:`caresync.documents.transcription`: times, two speakers, a guess of who the doctor is) and drafts a
 SOAP note with key facts (:mod:`caresync.documents.summaries`), every sentence citing the transcript
-segments it came from. The clinician corrects the speakers' roles (the draft is made again), edits the note
-and approves it: only then does it enter the patient's record, as a signed clinical note
-(:func:`caresync.records.service.upload`). Reading a consultation needs the right to read the patient's
-clinical notes (consent applies).
+segments it came from. The clinician corrects the speakers' roles (the draft is made again) and names them
+("Speaker 1" -> "Dr Okafor"), edits the note and approves it: only then does it enter the patient's record,
+as a signed clinical note (:func:`caresync.records.service.upload`). Reading a consultation needs the right
+to read the patient's clinical notes (consent applies).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,7 +28,7 @@ from caresync.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from caresync.core.pagination import Page, paginate
 from caresync.core.rbac import Perm, authorize_patient, require
 from caresync.db import session_factory, transaction, utcnow
-from caresync.documents.models import Consultation, ConsultationNote, TranscriptSegment
+from caresync.documents.models import SPEAKER_ROLES, Consultation, ConsultationNote, TranscriptSegment
 from caresync.identity.service import acting_user
 from caresync.records import service as records
 from caresync.records.consent import read_scope
@@ -47,7 +48,11 @@ EXTENSIONS = {
 }
 NOTE_CATEGORY = "note"  # where an approved note goes in the record (and what reading a consultation needs)
 MAX_NOTE_CHARS = 20_000
-ROLES = ("doctor", "patient")
+MAX_SPEAKER_NAME_CHARS = 60
+# Never in a speaker's name: control characters (category Cc), lone surrogates, line and paragraph separators,
+# and the bidirectional controls that could make a name display as something else.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 Progress = Callable[[float, str], None]
 
@@ -160,24 +165,100 @@ def audio(session: Session, principal: Principal, consultation_id: uuid.UUID) ->
 
 
 def set_speakers(
-    session: Session, principal: Principal, consultation_id: uuid.UUID, roles: Mapping[str, str]
+    session: Session,
+    principal: Principal,
+    consultation_id: uuid.UUID,
+    roles: Mapping[str, str],
+    names: Mapping[str, str] | None = None,
 ) -> Consultation:
-    """Correct who is the doctor and who the patient; the draft note is made again from the corrected
-    transcript (text the clinician already edited is kept). Once the note is approved, 409."""
+    """Correct who each speaker is, by their detected label: their role (doctor, patient or other; the draft
+    note is made again from the corrected transcript, keeping text the clinician already edited) and their
+    name (``{"speaker 1": "Dr Okafor"}``; a name equal to the label goes back to the label). Renaming is
+    audited. Once the note is approved, 409."""
     consultation = _editable(session, principal, consultation_id, "document.consultation.speakers")
     note = _draft(consultation)
-    unknown = set(roles) - set(consultation.speakers)
+    names = names or {}
+    if not roles and not names:
+        raise ValidationFailed("Give a role or a name for at least one speaker.", extra={"field": "speakers"})
+    unknown = (set(roles) | set(names)) - set(consultation.speakers)
     if unknown:
         raise ValidationFailed(f"Unknown speaker: {', '.join(sorted(unknown))}.", extra={"field": "speakers"})
-    if any(role not in ROLES for role in roles.values()):
-        raise ValidationFailed("A speaker is either the doctor or the patient.", extra={"field": "speakers"})
-    consultation.speakers = {**consultation.speakers, **roles}
-    generated = str(note.draft.get("text", ""))
-    note.draft = draft_of(summarise(consultation.segments, consultation.speakers))
-    if note.text == generated:  # not edited by hand: follow the new draft
-        note.text = str(note.draft["text"])
+    if any(role not in SPEAKER_ROLES for role in roles.values()):
+        raise ValidationFailed(
+            "A speaker is the doctor, the patient or someone else (other).", extra={"field": "speakers"}
+        )
+    given = _names_after(consultation, names)
+    if any(consultation.speakers[label] != role for label, role in roles.items()):
+        consultation.speakers = {**consultation.speakers, **roles}
+        generated = str(note.draft.get("text", ""))
+        note.draft = draft_of(summarise(consultation.segments, consultation.speakers))
+        if note.text == generated:  # not edited by hand: follow the new draft
+            note.text = str(note.draft["text"])
+    before = dict(consultation.speaker_names or {})
+    if given != before:
+        consultation.speaker_names = given
+        audit.record(
+            session,
+            principal,
+            "document.consultation.rename",
+            patient_id=consultation.patient_id,
+            resource_type="Consultation",
+            resource_id=consultation.id,
+            detail={
+                "speakers": sorted(k for k in given.keys() | before.keys() if given.get(k) != before.get(k))
+            },
+        )
     session.flush()
     return consultation
+
+
+def speaker_name(consultation: Consultation, label: str) -> str:
+    """What the transcript calls a speaker: the name the clinician gave them, else their detected label
+    ("Speaker 1")."""
+    return (consultation.speaker_names or {}).get(label) or label.capitalize()
+
+
+def speaker_names(consultation: Consultation) -> dict[str, str]:
+    """Every speaker's label (of the speakers and of the segments) with what the transcript calls them."""
+    labels = [*consultation.speakers, *(s.speaker for s in consultation.segments)]
+    return {label: speaker_name(consultation, label) for label in labels}
+
+
+def clean_speaker_name(name: str) -> str:
+    """A speaker's name as kept: trimmed and NFC-normalised, 1 to 60 characters, no control characters (a
+    clear 422 otherwise)."""
+    cleaned = unicodedata.normalize("NFC", name).strip()
+    if not cleaned:
+        raise ValidationFailed("Give the speaker a name.", extra={"field": "names"})
+    if len(cleaned) > MAX_SPEAKER_NAME_CHARS:
+        raise ValidationFailed(
+            f"Keep a speaker's name to {MAX_SPEAKER_NAME_CHARS} characters.", extra={"field": "names"}
+        )
+    if any(unicodedata.category(c) in _REFUSED_CATEGORIES or c in _BIDI_CONTROLS for c in cleaned):
+        raise ValidationFailed(
+            "A speaker's name cannot hold control characters (tabs, line breaks, direction marks).",
+            extra={"field": "names"},
+        )
+    return cleaned
+
+
+def _names_after(consultation: Consultation, names: Mapping[str, str]) -> dict[str, str]:
+    """The speakers' given names once ``names`` apply: checked, distinct, and without those that merely
+    repeat their label."""
+    given = dict(consultation.speaker_names or {})
+    for label, name in names.items():
+        try:
+            cleaned = clean_speaker_name(name)
+        except ValidationFailed as exc:  # say whose name, for the form field beside it
+            raise ValidationFailed(exc.detail, extra={"field": f"name:{label}"}) from None
+        if cleaned.casefold() == label.casefold():
+            given.pop(label, None)
+        else:
+            given[label] = cleaned
+    shown = [(given.get(label) or label).casefold() for label in consultation.speakers]
+    if len(set(shown)) < len(shown):
+        raise ValidationFailed("Give each speaker a different name.", extra={"field": "names"})
+    return given
 
 
 def save_note(
@@ -336,10 +417,16 @@ def summarise(segments: list[TranscriptSegment], roles: Mapping[str, str]) -> Su
 
     return summaries.summarise(
         [
-            summaries.Segment(s.index, s.start_s, s.end_s, roles.get(s.speaker, "unknown"), s.text)
+            summaries.Segment(s.index, s.start_s, s.end_s, _summary_role(roles.get(s.speaker)), s.text)
             for s in segments
         ]
     )
+
+
+def _summary_role(role: str | None) -> str:
+    """The summariser knows the doctor and the patient; anyone else (a relative, an interpreter) is scored by
+    what they say, like an unknown speaker."""
+    return role if role in ("doctor", "patient") else "unknown"
 
 
 def draft_of(summary: Summary) -> dict[str, Any]:

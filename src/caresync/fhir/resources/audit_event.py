@@ -98,6 +98,8 @@ DOMAIN_TYPES = {
     "dose": PATIENT_RECORD,
     "encounter": PATIENT_RECORD,
     "fhir": "110113",
+    "imaging": PATIENT_RECORD,  # studies, analyses and feedback
+    "imaging.model": APPLICATION,  # the model registry
     "message": PATIENT_RECORD,
     "note": PATIENT_RECORD,
     "organisation": APPLICATION,
@@ -158,6 +160,8 @@ VERBS: dict[str, str] = {
     "upload": C,
     "ocr": C,  # the searchable PDF filed into the record
     "transcribe": C,
+    "rename": U,  # a consultation's speakers named
+    "serve": U,  # an imaging model version made the one that serves its task
     # read (view, print, export)
     "read": R,
     "view": R,

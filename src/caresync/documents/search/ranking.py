@@ -1,6 +1,10 @@
 """Pure ranking: fusing the full-text and the embedding rankings of documents, then ordering by what the
 documents say about the query's concepts.
 
+Full-text scores of a large scope's candidates (:func:`pool_bm25`): BM25 over the matched terms FTS5 marks
+in each passage, with document frequencies taken from the candidate pool itself (SQLite's own ``bm25()``
+reads every match in the whole index to count them: most of a common symptom's search time).
+
 Fusion (both measured on the labelled set, see ``bench/document_ai/search.py``):
 
 * ``rrf``: reciprocal rank fusion, ``sum 1 / (60 + rank)`` over the two rankings;
@@ -14,11 +18,17 @@ reported is ``100 * affirmed - negated_only + fused`` (fused in [0, 1)), monoton
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+MARK_OPEN, MARK_CLOSE = "\x01", "\x02"  # around each match in a marked passage (FTS5 ``highlight()``)
+_MARKED = re.compile(f"{MARK_OPEN}([^{MARK_CLOSE}]*){MARK_CLOSE}")
+BM25_K1, BM25_B = 1.2, 0.75  # FTS5's
 RRF_K = 60
 LEXICAL_WEIGHT = 0.5
 _BELOW_ONE = 0.999
@@ -39,6 +49,22 @@ class Ranked:
     score: float
     affirmed: tuple[str, ...]  # query concepts the document affirms
     negated: tuple[str, ...]  # query concepts it mentions only negated
+
+
+def pool_bm25(marked: Sequence[str]) -> list[float]:
+    """A BM25 score per passage of a candidate pool, each passage with its matches marked (between
+    ``MARK_OPEN`` and ``MARK_CLOSE``): a term is a match's text in lower case, its document frequency the
+    number of the pool's passages that contain it, and a passage's length its number of spaces plus one."""
+    terms = [Counter(m.lower() for m in _MARKED.findall(text)) for text in marked]
+    lengths = [text.count(" ") + 1 for text in marked]
+    frequency = Counter(term for counts in terms for term in counts)
+    size, average = len(marked), sum(lengths) / len(marked) if marked else 1.0
+    idf = {t: math.log(1 + (size - n + 0.5) / (n + 0.5)) for t, n in frequency.items()}
+    scores = []
+    for counts, length in zip(terms, lengths, strict=True):
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * length / average)
+        scores.append(sum(idf[t] * tf * (BM25_K1 + 1) / (tf + norm) for t, tf in counts.items()))
+    return scores
 
 
 def _ranks(scores: Mapping[uuid.UUID, float]) -> dict[uuid.UUID, int]:

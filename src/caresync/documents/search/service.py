@@ -13,6 +13,12 @@ Searching
     typed about one patient are health data) and one ``document.search.read`` entry per patient whose
     documents were shown, flagged under break-glass.
 
+Viewing
+    :func:`open_document` gives a found record's text with the query's terms highlighted (audited as
+    ``document.search.open``); :func:`highlighted_file` gives its file for the viewer's frame, a PDF with
+    the same terms highlighted in the PDF itself (:mod:`.pdf_highlight`, built per request, never stored;
+    audited as ``document.search.view``), opened at the first highlight's page.
+
 Indexing
     The index holds the current version of every record whose file has text: text files, PDFs with a text
     layer (the OCR's searchable PDFs among them). :func:`index_later` (called by the records upload)
@@ -37,7 +43,7 @@ from sqlalchemy.orm import Session, aliased
 
 from caresync.core import audit, storage
 from caresync.core.auth import Principal
-from caresync.core.errors import NotFound, ValidationFailed
+from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.rbac import (
     Access,
     Perm,
@@ -51,6 +57,7 @@ from caresync.documents.search import engine
 from caresync.documents.search.embeddings import Embedder
 from caresync.documents.search.index import SearchableDocument, index_documents, remove_document
 from caresync.documents.search.models import SearchDocument
+from caresync.documents.search.pdf_highlight import Highlight, UnreadablePdf, find_highlights, highlight_pdf
 from caresync.documents.search.query import plan_query
 from caresync.documents.search.snippets import highlight_spans
 from caresync.identity.models import Patient, User
@@ -62,7 +69,9 @@ from caresync.records.rules import care_team_categories
 SEARCH_ACTION = "document.search"
 SHOWN_ACTION = "document.search.read"
 OPEN_ACTION = "document.search.open"
-INDEXED_TYPES = ("text/plain", "application/pdf")
+VIEW_ACTION = "document.search.view"  # the viewer's highlighted copy of a found PDF
+PDF = "application/pdf"
+INDEXED_TYPES = ("text/plain", PDF)
 MAX_RESULTS = engine.MAX_LIMIT  # offset + limit: refine the search rather than page further
 REINDEX_BATCH = 64
 
@@ -198,37 +207,94 @@ def open_url(document_id: uuid.UUID, query: str) -> str:
     return f"/documents/search/open/{document_id}?" + urlencode({"q": query})
 
 
+def file_url(record: HealthRecord, query: str, page: int | None = None) -> str:
+    """What the viewer's frame shows: a PDF with the query's terms highlighted in it (opened at ``page``),
+    any other file as stored."""
+    if record.media_type != PDF:
+        return f"/api/v1/records/{record.id}/file"
+    url = f"/documents/search/open/{record.id}/file?" + urlencode({"q": query})
+    return url + (f"#page={page}" if page else "")
+
+
 @dataclass(frozen=True)
 class OpenedDocument:
-    """A found document as the viewer shows it: the record, its patient's name and its indexed text as
-    HTML (escaped, the query's concepts and words in ``<mark>``)."""
+    """A found document as the viewer shows it: the record, its patient's name, its indexed text as HTML
+    (escaped, the query's concepts and words in ``<mark>``), and the file to show beside it (``file_url``;
+    a PDF with ``pdf_marks`` highlights in it, opened at the first one's page, ``pdf_first_page``)."""
 
     record: HealthRecord
     patient_name: str
     text_html: str
     marks: int
     indexed: bool
+    file_url: str
+    pdf_marks: int
+    pdf_first_page: int | None
+
+
+def _query_terms(query: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The concepts and other words a query highlights (none for a blank one)."""
+    if not query.strip():
+        return (), ()
+    plan = plan_query(query)
+    return plan.concepts, plan.words
+
+
+def _pdf_highlights(record: HealthRecord, concepts: Sequence[str], words: Sequence[str]) -> list[Highlight]:
+    """Where the terms are in a PDF record (none for a damaged file: the viewer's frame reports it)."""
+    if record.media_type != PDF or not (concepts or words):
+        return []
+    try:
+        return find_highlights(records.stored_file(record), concepts, words)
+    except (Conflict, UnreadablePdf):
+        return []
 
 
 def open_document(session: Session, principal: Principal, record_id: uuid.UUID, query: str) -> OpenedDocument:
     """A record's text with the query's terms highlighted, if the caller may read the record (the records
-    consent rule, audited as ``document.search.open``; 404 otherwise)."""
+    consent rule, audited as ``document.search.open``; 404 otherwise), and where its PDF's first highlight
+    is. A blank query highlights nothing; an unusable one is refused (ValidationFailed)."""
+    concepts, words = _query_terms(query)
     record = records.get(session, principal, record_id, OPEN_ACTION)
     indexed = session.execute(
         select(SearchDocument.text).where(SearchDocument.document_id == record_id)
     ).scalar_one_or_none()
     text = indexed if indexed is not None else record_text(record)
-    spans: list[tuple[int, int]] = []
-    if query.strip():
-        plan = plan_query(query)
-        spans = highlight_spans(text, plan.concepts, plan.words)
+    spans = highlight_spans(text, concepts, words) if concepts or words else []
     parts, cursor = [], 0
     for start, end in spans:
         parts += [html.escape(text[cursor:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
         cursor = end
     parts.append(html.escape(text[cursor:]))
     name = patient_names(session, [record.patient_id]).get(record.patient_id, "")
-    return OpenedDocument(record, name, "".join(parts), len(spans), indexed is not None)
+    in_pdf = _pdf_highlights(record, concepts, words)
+    first_page = in_pdf[0].page + 1 if in_pdf else None
+    return OpenedDocument(
+        record,
+        name,
+        "".join(parts),
+        len(spans),
+        indexed is not None,
+        file_url(record, query, first_page),
+        len(in_pdf),
+        first_page,
+    )
+
+
+def highlighted_file(
+    session: Session, principal: Principal, record_id: uuid.UUID, query: str
+) -> tuple[HealthRecord, bytes]:
+    """The file the viewer shows beside a found document: for a PDF, a copy with the query's terms
+    highlighted in it, built in memory for this request (the stored, signed file is never changed; a PDF
+    that cannot be read is shown as stored); any other file as stored. The same consent rule as the
+    viewer, audited as ``document.search.view``; 404 otherwise, 409 for a damaged stored copy. A blank
+    query highlights nothing; an unusable one is refused (ValidationFailed)."""
+    concepts, words = _query_terms(query)
+    record = records.get(session, principal, record_id, VIEW_ACTION)
+    data = records.stored_file(record)
+    if record.media_type != PDF:
+        return record, data
+    return record, highlight_pdf(data, concepts, words, source=f"record {record.id}").data
 
 
 # --- indexing -----------------------------------------------------------------------------------------------

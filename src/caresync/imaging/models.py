@@ -28,6 +28,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from caresync.db import Base, IdMixin, UTCDateTime, sql_in, utcnow
 
+NULLABLE_JSON = JSON(none_as_null=True)  # None is SQL NULL (the result CHECK relies on it), not JSON null
+
 ARCHITECTURES = ("basic_cnn", "resnet50", "efficientnet")
 ANALYSIS_STATUSES = ("queued", "running", "done", "failed")
 VERDICTS = ("confirmed", "corrected")
@@ -132,10 +134,10 @@ class ImagingAnalysis(IdMixin, Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(String(300))
-    probabilities: Mapped[dict[str, float] | None] = mapped_column(JSON)  # label -> probability
-    findings: Mapped[list[str] | None] = mapped_column(JSON)  # top labels, most likely first
-    heatmap_sha256: Mapped[str | None] = mapped_column(ForeignKey("stored_files.sha256"))  # RGBA PNG, preview size
-    preprocessing: Mapped[list[str] | None] = mapped_column(JSON)  # each step applied, in order
+    probabilities: Mapped[dict[str, float] | None] = mapped_column(NULLABLE_JSON)  # label -> probability
+    findings: Mapped[list[str] | None] = mapped_column(NULLABLE_JSON)  # top labels, most likely first
+    heatmap_sha256: Mapped[str | None] = mapped_column(ForeignKey("stored_files.sha256"))  # RGBA PNG
+    preprocessing: Mapped[list[str] | None] = mapped_column(NULLABLE_JSON)  # each step applied, in order
     seconds: Mapped[float | None] = mapped_column(Float)  # inference + Grad-CAM time
 
     study: Mapped[ImagingStudy] = relationship(back_populates="analyses")

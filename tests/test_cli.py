@@ -33,7 +33,7 @@ def _counts(tx: Any) -> dict[str, int]:
 
 
 def test_demo_loads_once_and_its_logins_work(client: TestClient, tx: Any) -> None:
-    result = runner.invoke(cli_app, ["demo", "--patients", "50", "--no-documents"])
+    result = runner.invoke(cli_app, ["demo", "--patients", "50", "--no-documents", "--no-imaging"])
     assert result.exit_code == 0, result.output
     assert re.search(r"loaded 5 organisations, \d+ users, 50 patients", result.output)
     for role, email in DEMO_LOGINS:
@@ -53,7 +53,9 @@ def test_demo_loads_once_and_its_logins_work(client: TestClient, tx: Any) -> Non
     assert len(set(health_ids)) == 50
     assert staff_without_mfa == 0
 
-    again = runner.invoke(cli_app, ["demo", "--patients", "50", "--if-empty", "--no-documents"])
+    again = runner.invoke(
+        cli_app, ["demo", "--patients", "50", "--if-empty", "--no-documents", "--no-imaging"]
+    )
     assert again.exit_code == 0, again.output
     assert "demo data already present; nothing loaded" in again.output
     assert _counts(tx) == counts
@@ -82,7 +84,10 @@ def test_demo_loads_once_and_its_logins_work(client: TestClient, tx: Any) -> Non
 
 def test_demo_is_deterministic_for_a_seed(tx: Any) -> None:
     assert (
-        runner.invoke(cli_app, ["demo", "--patients", "5", "--seed", "11", "--no-documents"]).exit_code == 0
+        runner.invoke(
+            cli_app, ["demo", "--patients", "5", "--seed", "11", "--no-documents", "--no-imaging"]
+        ).exit_code
+        == 0
     )
     with tx() as s:
         first = sorted(s.execute(select(Patient.health_id, Patient.family_name)).all())
@@ -90,7 +95,10 @@ def test_demo_is_deterministic_for_a_seed(tx: Any) -> None:
 
     empty_database()
     assert (
-        runner.invoke(cli_app, ["demo", "--patients", "5", "--seed", "11", "--no-documents"]).exit_code == 0
+        runner.invoke(
+            cli_app, ["demo", "--patients", "5", "--seed", "11", "--no-documents", "--no-imaging"]
+        ).exit_code
+        == 0
     )
     with tx() as s:
         second = sorted(s.execute(select(Patient.health_id, Patient.family_name)).all())

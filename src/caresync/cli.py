@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from caresync.imaging.cli import imaging_app
 from caresync.operations.backup.cli import app as backup_app
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
 app.add_typer(audit_app, name="audit")
 app.add_typer(backup_app, name="backup")
+app.add_typer(imaging_app, name="imaging")
 
 
 @app.command()
@@ -87,11 +89,16 @@ def demo(
     documents: Annotated[
         bool, typer.Option(help="Scanned letters (OCR) and a recorded consultation (transcribed)")
     ] = True,
+    imaging: Annotated[
+        bool, typer.Option(help='Imaging AI: "demonstration only" models and two analysed studies')
+    ] = True,
 ) -> None:
     """Load the deterministic synthetic demo dataset and print the demo logins."""
     from caresync.demo import DEMO_PASSWORD, load_demo
 
-    result = load_demo(patients=patients, seed=seed, if_empty=if_empty, years=years, documents=documents)
+    result = load_demo(
+        patients=patients, seed=seed, if_empty=if_empty, years=years, documents=documents, imaging=imaging
+    )
     if result is None:
         typer.echo("demo data already present; nothing loaded")
     else:

@@ -33,6 +33,7 @@ from caresync.identity.credentials import service as credentials
 from caresync.identity.credentials.models import EXPIRED, KIND_BY_ROLE, PractitionerCredential
 from caresync.identity.models import CareRelationship, Organisation, Patient, User
 from caresync.identity.rules import BLOOD_GROUPS, verhoeff_check_digit
+from caresync.imaging import demo as imaging_demo
 from caresync.prescriptions import demo as prescriptions_demo
 from caresync.records import demo as records_demo
 from caresync.records.demo_documents import text_pdf
@@ -163,6 +164,7 @@ class DemoResult:
     patients: int
     encounters: int = 0
     documents: documents_demo.DocumentsDemo = documents_demo.NOTHING
+    imaging: imaging_demo.ImagingDemo = imaging_demo.NOTHING
 
 
 def demo_totp_secret(email: str, seed: int = 7) -> str:
@@ -180,24 +182,32 @@ def _slug(org_name: str) -> str:
 
 
 def load_demo(
-    *, patients: int = 600, seed: int = 7, if_empty: bool = False, years: int = 3, documents: bool = True
+    *,
+    patients: int = 600,
+    seed: int = 7,
+    if_empty: bool = False,
+    years: int = 3,
+    documents: bool = True,
+    imaging: bool = True,
 ) -> DemoResult | None:
     """Load the dataset in one transaction, with ``years`` of clinical activity (encounters) for the
     analytics, then (``documents``) OCR the demo's scanned letters, transcribe its recorded consultation and
-    index the featured patients' records for search (tens of seconds: the engines run for real). With
-    ``if_empty``, skip if any user exists."""
+    index the featured patients' records for search (tens of seconds: the engines run for real), and
+    (``imaging``) train and serve "demonstration only" imaging models and analyse two studies of the demo
+    doctor's first patient (seconds). With ``if_empty``, skip if any user exists."""
     with transaction(session_factory()) as session:
         if if_empty and session.execute(select(func.count(User.id))).scalar_one():
             return None
         session.info[search.DEFER_INDEXING] = True  # one indexing pass at the end, not a job per record
-        result = _load(session, patients, seed, documents)
+        result = _load(session, patients, seed, documents, imaging)
         encounters = analytics_demo.load(session, years=years, seed=seed)
         risk_demo.train_demo_model(session)  # a "demonstration only" risk model, active for everyone
     documents_demo.process(result.documents)  # OCR and transcription run in their own transactions
+    imaging_demo.process(result.imaging)  # the analyses run in their own transactions
     return dataclasses.replace(result, encounters=encounters)
 
 
-def _load(session: Session, n_patients: int, seed: int, documents: bool) -> DemoResult:
+def _load(session: Session, n_patients: int, seed: int, documents: bool, imaging: bool) -> DemoResult:
     rng = random.Random(seed)
     password_hash = crypto.hash_password(DEMO_PASSWORD)
     orgs: list[Organisation] = []
@@ -302,6 +312,9 @@ def _load(session: Session, n_patients: int, seed: int, documents: bool) -> Demo
             nurse=next(u for u in clinicians[home.id] if u.role == "nurse"),
             patients=patients,
         )
+    pictures = imaging_demo.NOTHING
+    if imaging:  # its own random draws (seeded by ``seed``), after every other demo's
+        pictures = imaging_demo.load(session, doctor=doctors[home.id][0], patients=patients, seed=seed)
     audit.record(
         session,
         system_principal("caresync demo"),
@@ -322,7 +335,13 @@ def _load(session: Session, n_patients: int, seed: int, documents: bool) -> Demo
             "consultations": len(letters.consultations),
         },
     )
-    return DemoResult(organisations=len(orgs), users=len(users), patients=n_patients, documents=letters)
+    return DemoResult(
+        organisations=len(orgs),
+        users=len(users),
+        patients=n_patients,
+        documents=letters,
+        imaging=pictures,
+    )
 
 
 def _staff(

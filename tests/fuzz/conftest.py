@@ -107,7 +107,7 @@ def fuzz_target() -> Iterator[FuzzTarget]:
     config.get_settings.cache_clear()
     try:
         upgrade()
-        load_demo(patients=30, documents=False)
+        load_demo(patients=30, documents=False, imaging=False)
         from caresync.app import create_app
 
         app = create_app()

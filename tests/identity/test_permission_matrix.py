@@ -241,6 +241,7 @@ OWN_MATRICES = (
     "/api/v1/analytics",
     "/api/v1/encounters",
     "/api/v1/documents",
+    "/api/v1/imaging",
 )
 
 

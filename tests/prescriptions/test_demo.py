@@ -25,7 +25,7 @@ def _demo_login(client: TestClient, role: str) -> dict[str, str]:
 
 
 def test_demo_prescriptions_dispenses_and_marks_are_consistent(tx: Any) -> None:
-    load_demo(patients=PATIENTS, seed=7, documents=False)
+    load_demo(patients=PATIENTS, seed=7, documents=False, imaging=False)
     with tx() as s:
         prescriptions = s.execute(select(Prescription)).scalars().all()
         dispenses = s.execute(select(Dispense)).scalars().all()
@@ -47,7 +47,7 @@ def test_demo_prescriptions_dispenses_and_marks_are_consistent(tx: Any) -> None:
 
 
 def test_the_demo_patient_sees_a_renewal_due_a_refill_left_and_a_working_qr_code(client: TestClient) -> None:
-    load_demo(patients=PATIENTS, seed=7, documents=False)
+    load_demo(patients=PATIENTS, seed=7, documents=False, imaging=False)
     patient = _demo_login(client, "patient")
     mine = client.get(f"{API}/prescriptions", headers=patient)
     assert mine.status_code == 200, mine.text
@@ -67,7 +67,7 @@ def test_the_demo_patient_sees_a_renewal_due_a_refill_left_and_a_working_qr_code
 
 
 def test_demo_articles_feed_and_streaks(client: TestClient, tx: Any) -> None:
-    load_demo(patients=PATIENTS, seed=7, documents=False)
+    load_demo(patients=PATIENTS, seed=7, documents=False, imaging=False)
     patient = _demo_login(client, "patient")
     articles = client.get(f"{API}/articles", params={"limit": 50}, headers=patient)
     assert articles.status_code == 200, articles.text

@@ -117,7 +117,7 @@ def _records_by_patient(s: Any) -> dict[str, list[HealthRecord]]:
 
 
 def test_demo_histories_span_years_verify_and_hold_valid_files(tx: Any) -> None:
-    load_demo(patients=PATIENTS, seed=7, documents=False)
+    load_demo(patients=PATIENTS, seed=7, documents=False, imaging=False)
     with tx() as s:
         histories = _records_by_patient(s)
         assert len(histories) == PATIENTS
@@ -164,7 +164,7 @@ def test_demo_histories_span_years_verify_and_hold_valid_files(tx: Any) -> None:
 
 
 def test_demo_care_team_work_notes_tasks_threads_and_consent(tx: Any) -> None:
-    load_demo(patients=PATIENTS, seed=7, documents=False)
+    load_demo(patients=PATIENTS, seed=7, documents=False, imaging=False)
     emails = dict(DEMO_LOGINS)
     today = date.today()
     with tx() as s:
@@ -209,7 +209,7 @@ def test_demo_records_are_deterministic_for_a_seed(tx: Any) -> None:
     from tests.conftest import empty_database
 
     def snapshot() -> list[tuple[str, str, str, date, int]]:
-        load_demo(patients=2, seed=11, documents=False)
+        load_demo(patients=2, seed=11, documents=False, imaging=False)
         with tx() as s:
             return sorted(
                 (health_id, r.category, r.title, r.recorded_on, r.size)

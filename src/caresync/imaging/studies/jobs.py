@@ -1,1 +1,17 @@
-"""Placeholder: the analysis job (being written)."""
+"""The imaging analysis job (see :func:`caresync.imaging.studies.service.run_analysis`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from caresync.core.jobs import JobContext, job_task
+from caresync.imaging.studies import service
+
+ANALYSIS_JOB = "imaging.analysis"
+
+
+@job_task(ANALYSIS_JOB)
+def analysis_job(ctx: JobContext, analysis_id: str) -> dict[str, Any]:
+    """Job: analyse one study with the model version it was pinned to; progress names each step."""
+    return service.run_analysis(uuid.UUID(analysis_id), ctx.progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -47,6 +48,10 @@ def serve(
     from caresync.config import get_settings
     from caresync.operations.observability.logging import logging_config
 
+    if get_settings().jobs_immediate and workers == 1:  # analyses run in this process: load their libraries
+        from caresync.imaging.studies.jobs import warm_up
+
+        threading.Thread(target=warm_up, name="imaging-warm-up", daemon=True).start()
     if workers > 1 and not get_settings().redis_url:
         typer.echo(
             "warning: without CARESYNC_REDIS_URL, live updates (notifications, job progress) only reach "
@@ -77,7 +82,9 @@ def worker(threads: Annotated[int, typer.Option(help="Worker threads")] = 2) -> 
 
     configure_logging(get_settings())
     load_all()
-    huey.create_consumer(workers=threads, worker_type="thread").run()
+    # Idle, a consumer polls the queue ever less often, up to every ``max_delay`` seconds (Huey's default is
+    # 10: an analysis asked for after a quiet spell would wait that long on the SQLite queue).
+    huey.create_consumer(workers=threads, worker_type="thread", max_delay=1.0).run()
 
 
 @app.command()

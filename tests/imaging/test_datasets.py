@@ -14,7 +14,7 @@ from PIL import Image
 from caresync.core.errors import ValidationFailed
 from caresync.imaging.catalog import get_task
 from caresync.imaging.data import LabelledImages
-from caresync.imaging.datasets import fingerprint, load, split
+from caresync.imaging.datasets import fingerprint, load, native_size, split
 from caresync.imaging.synthetic import example_png, generate
 from tests.imaging.conftest import dicom_bytes, png_bytes
 
@@ -51,6 +51,17 @@ def test_npz_round_trip_keeps_the_files_splits(tmp_path: Path) -> None:
         assert part.label_names == ("normal", "pneumonia")
         assert not part.multilabel
     assert splits.fingerprint == fingerprint(splits.train, splits.val, splits.test)
+
+
+@pytest.mark.parametrize(("side", "rgb"), [(28, False), (64, True)])
+def test_native_size_reads_a_medmnist_files_side_without_loading_it(
+    tmp_path: Path, side: int, rgb: bool
+) -> None:
+    _npz(tmp_path / "bloodmnist.npz", classes=8, rgb=rgb, side=side)
+    assert native_size(tmp_path / "bloodmnist.npz") == side
+    (tmp_path / "broken.npz").write_bytes(b"PK not a zip")
+    assert native_size(tmp_path / "broken.npz") is None
+    assert native_size(tmp_path) is None  # an ImageFolder directory
 
 
 def test_npz_is_resized_to_the_training_size(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def train(
             raise _Failed(
                 f"unknown architecture {arch!r}; choose one of: {', '.join(networks.ARCHITECTURES)}"
             )
-        size = size or training.default_size(arch)
+        size = size or training.default_size(arch, datasets.native_size(data))  # never upscale small files
         splits = datasets.load(data, spec, size=size, seed=seed)
         typer.echo(
             f"{spec.title}: {len(splits.train)} training, {len(splits.val)} validation and "

@@ -24,6 +24,23 @@ RESIZE_BATCH = 512
 _MEDMNIST_FILE = re.compile(r"^([a-z]+mnist)(?:_\d+)?$")  # e.g. pneumoniamnist.npz, dermamnist_64.npz
 
 
+def native_size(path: Path) -> int | None:
+    """The side of a MedMNIST file's training images, read from the array's header without loading it
+    (``None`` for a folder or a file that is not one: :func:`load` says what is wrong with it)."""
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("train_images.npy") as member:
+            major, _ = np.lib.format.read_magic(member)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            )
+            shape = read_header(member)[0]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return int(shape[1]) if len(shape) >= 3 else None
+
+
 def load(path: Path, task: Task, *, size: int, seed: int = 0) -> Splits:
     """Load ``path`` for ``task``, every image resized (squashed) to ``size`` x ``size``.
 

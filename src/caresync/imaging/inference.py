@@ -11,9 +11,11 @@ to the image only), which also saves the weight-gradient work.
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +29,12 @@ from caresync.imaging.networks import gradcam_layer, probabilities
 NO_FINDING = "No finding"
 SECONDARY_THRESHOLD = 0.2  # multi-class: other labels at least this likely are listed too
 POSITIVE_THRESHOLD = 0.5  # multi-label: a label at least this likely is a finding
+
+# Grad-CAM's backward hook sees the gradient of the target layer's output, which is all it uses; the input
+# deliberately requires none (see ``Predictor``), and PyTorch says so each time.
+warnings.filterwarnings(
+    "ignore", "Full backward hook is firing when gradients are computed with respect to module outputs"
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,8 @@ def _normalise(cam: torch.Tensor) -> torch.Tensor:
 class Predictor:
     """Predictions of one loaded model version; :meth:`predict` is safe to call from several threads.
 
-    The model's parameters are frozen (``requires_grad=False``) and it is put in eval mode.
+    The model is put in eval mode with its parameters frozen (``requires_grad=False``), but for the last one
+    of the Grad-CAM layer.
     """
 
     def __init__(
@@ -97,6 +106,11 @@ class Predictor:
         self.model = model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
+        # Grad-CAM needs the gradient at the target layer's output only. Its last parameter requiring one
+        # puts that output in the autograd graph, while every layer before it runs without building one
+        # (the backward pass stops there: half of ResNet50's time at 224 px).
+        target_layer = self.model.get_submodule(gradcam_layer(arch))
+        list(target_layer.parameters())[-1].requires_grad_(True)
         self.arch = arch
         self.label_names = tuple(label_names)
         self.multilabel = multilabel
@@ -132,7 +146,7 @@ class Predictor:
         with self._lock:
             # One forward pass (with gradients) gives both the logits and Grad-CAM's activations; the
             # class Grad-CAM explains is the top logit's, which is also the most probable label.
-            cam = self._cam(x.detach().clone().requires_grad_(True))
+            cam = self._cam(x.detach())
             logits = self._logits.pop().detach()
         probs = probabilities(logits, multilabel=self.multilabel, temperature=self.temperature)[0]
         top = int(probs.argmax())
@@ -150,13 +164,19 @@ class Predictor:
 def heatmap_png(heatmap: np.ndarray, *, width: int, height: int) -> bytes:
     """The heatmap as an RGBA PNG of ``width`` x ``height``: the "jet" colour map, with opacity rising with
     the heat so that cold areas stay transparent over the image."""
-    from matplotlib import colormaps
-
     heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0)
     resized = Image.fromarray(heat).resize((width, height), Image.Resampling.BILINEAR)
-    values = np.clip(np.asarray(resized), 0.0, 1.0)
-    rgba = colormaps["jet"](values)  # (H, W, 4) floats in [0, 1]
-    rgba[..., 3] = values
+    levels = (np.clip(np.asarray(resized), 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray((rgba * 255 + 0.5).astype(np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(_jet_rgba()[levels]).save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
+
+
+@functools.cache
+def _jet_rgba() -> np.ndarray:
+    """The "jet" colour map as a (256, 4) ``uint8`` lookup table, with alpha equal to the level."""
+    from matplotlib import colormaps
+
+    table = colormaps["jet"](np.linspace(0.0, 1.0, 256))
+    table[:, 3] = np.linspace(0.0, 1.0, 256)
+    return (table * 255 + 0.5).astype(np.uint8)

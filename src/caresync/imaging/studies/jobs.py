@@ -5,10 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from caresync.core.jobs import JobContext, job_task
+from caresync.core.jobs import JobContext, huey, job_task
 from caresync.imaging.studies import service
 
 ANALYSIS_JOB = "imaging.analysis"
+
+
+@huey.on_startup()
+def warm_up() -> None:
+    """Import what an analysis needs (PyTorch, MONAI's Grad-CAM: seconds) when a worker starts, so that the
+    first analysis does not wait for it. ``caresync serve`` calls it too when it runs jobs itself."""
+    import monai.visualize  # noqa: F401
+
+    from caresync.imaging import inference  # noqa: F401
 
 
 @job_task(ANALYSIS_JOB)

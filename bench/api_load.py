@@ -93,6 +93,30 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[rank - 1]
 
 
+def patient_in_care(
+    session: Any, doctor: Any, *, given_name: str, family_name: str, sex: str, birth_date: Any
+) -> Any:
+    """A new patient in ``doctor``'s care (so the bench's doctor may read and write their record)."""
+    from caresync.db import utcnow
+    from caresync.identity.models import CareRelationship
+    from caresync.identity.patients import new_patient
+
+    patient = new_patient(given_name=given_name, family_name=family_name, sex=sex, birth_date=birth_date)
+    session.add(patient)
+    session.flush()
+    session.add(
+        CareRelationship(
+            patient_id=patient.id,
+            practitioner_id=doctor.id,
+            organisation_id=doctor.organisation_id,
+            reason="bench",
+            created_at=utcnow(),
+        )
+    )
+    session.flush()
+    return patient
+
+
 # --- the server under test ---------------------------------------------------------------------------------
 
 

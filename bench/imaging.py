@@ -45,7 +45,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api_load import Server, percentile
+from api_load import Server, patient_in_care, percentile
 
 TARGET_S = {"efficientnet": 1.0, "resnet50": 1.0}  # end-to-end p50 per image at 224 px
 ARCHS = ("basic_cnn", "resnet50", "efficientnet")
@@ -74,10 +74,9 @@ def setup_people() -> tuple[str, str]:
     import pyotp
 
     from caresync.core import crypto
-    from caresync.db import session_factory, transaction, utcnow
-    from caresync.identity import patients
+    from caresync.db import session_factory, transaction
     from caresync.identity.credentials import service as credentials
-    from caresync.identity.models import CareRelationship, Organisation
+    from caresync.identity.models import Organisation
     from caresync.identity.rules import Role
     from caresync.identity.service import create_user
 
@@ -105,19 +104,8 @@ def setup_people() -> tuple[str, str]:
             issued_on=date.today() - timedelta(days=365),
             expires_on=date.today() + timedelta(days=365),
         )
-        patient = patients.new_patient(
-            given_name="Bench", family_name="Patient", birth_date=date(1970, 1, 1), sex="female"
-        )
-        s.add(patient)
-        s.flush()
-        s.add(
-            CareRelationship(
-                patient_id=patient.id,
-                practitioner_id=doctor.id,
-                organisation_id=org.id,
-                reason="imaging benchmark",
-                created_at=utcnow(),
-            )
+        patient = patient_in_care(
+            s, doctor, given_name="Bench", family_name="Patient", sex="female", birth_date=date(1970, 1, 1)
         )
         return str(patient.id), secret
 

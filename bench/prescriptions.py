@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api_load import Server, log, login, percentile
+from api_load import Server, log, login, patient_in_care, percentile
 
 TARGET = {"verify_dispense_p95_ms": 30}
 DOCTOR = "doctor@riverside.demo.caresync.dev"
@@ -51,28 +51,16 @@ def seed(var_dir: Path, count: int) -> list[str]:
     os.environ["CARESYNC_VAR_DIR"] = str(var_dir)
     from sqlalchemy import select
 
-    from caresync.db import session_factory, transaction, utcnow
-    from caresync.identity.models import CareRelationship, User
-    from caresync.identity.patients import new_patient
+    from caresync.db import session_factory, transaction
+    from caresync.identity.models import User
     from caresync.prescriptions.models import Prescription
 
     today = date.today()
     with transaction(session_factory()) as s:
         doctor = s.execute(select(User).where(User.email == DOCTOR)).scalar_one()
         assert doctor.organisation_id is not None
-        patient = new_patient(
-            given_name="Counter", family_name="Bench", sex="male", birth_date=date(1961, 3, 9)
-        )
-        s.add(patient)
-        s.flush()
-        s.add(
-            CareRelationship(
-                patient_id=patient.id,
-                practitioner_id=doctor.id,
-                organisation_id=doctor.organisation_id,
-                reason="bench",
-                created_at=utcnow(),
-            )
+        patient = patient_in_care(
+            s, doctor, given_name="Counter", family_name="Bench", sex="male", birth_date=date(1961, 3, 9)
         )
         prescriptions = [
             Prescription(

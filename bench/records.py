@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api_load import Server, log, login, percentile
+from api_load import Server, log, login, patient_in_care, percentile
 
 TARGET = {"timeline_p95_ms": 80, "upload_p95_ms": 150}
 DOCTOR = "doctor@riverside.demo.caresync.dev"
@@ -50,9 +50,8 @@ def seed(var_dir: Path, count: int) -> str:
     from sqlalchemy import select
 
     from caresync.core.auth import Principal
-    from caresync.db import session_factory, transaction, utcnow
-    from caresync.identity.models import CareRelationship, User
-    from caresync.identity.patients import new_patient
+    from caresync.db import session_factory, transaction
+    from caresync.identity.models import User
     from caresync.records import service
 
     rng = random.Random(5)
@@ -60,21 +59,9 @@ def seed(var_dir: Path, count: int) -> str:
     with transaction(session_factory()) as s:
         doctor = s.execute(select(User).where(User.email == DOCTOR)).scalar_one()
         assert doctor.organisation_id is not None
-        patient = new_patient(
-            given_name="Timeline", family_name="Bench", sex="female", birth_date=date(1950, 5, 17)
+        patient = patient_in_care(
+            s, doctor, given_name="Timeline", family_name="Bench", sex="female", birth_date=date(1950, 5, 17)
         )
-        s.add(patient)
-        s.flush()
-        s.add(
-            CareRelationship(
-                patient_id=patient.id,
-                practitioner_id=doctor.id,
-                organisation_id=doctor.organisation_id,
-                reason="bench",
-                created_at=utcnow(),
-            )
-        )
-        s.flush()
         patient_id = patient.id
         actor = Principal(doctor.id, doctor.role, doctor.full_name, doctor.organisation_id)
     categories = list(MIX)

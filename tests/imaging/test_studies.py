@@ -163,6 +163,11 @@ def test_the_task_is_chosen_and_checked_at_submission(
         ValidationFailed, match=r"No analysis accepts this study \(a greyscale image, modality NM"
     ):
         _analyse(doctor, nuclear)
+    serve_model("pneumonia")  # of the two tasks a chest X-ray fits, only this one has a model
+    assert _analyse(doctor, chest_study).task == "pneumonia"
+    serve_model("chest_xray")
+    with pytest.raises(ValidationFailed, match="Several analyses fit this study"):
+        _analyse(doctor, chest_study)
 
 
 def test_an_analysis_runs_and_keeps_its_result(

@@ -1,5 +1,6 @@
-"""The consultation page: the care-team doctor sees the summary, notes and tasks; an outside doctor with
-a labs-only consent sees the labs and nothing else; break-glass is announced; patients are refused."""
+"""The consultation page: the care-team doctor sees the summary, notes and tasks, imaging findings and
+scanned documents; an outside doctor with a labs-only consent sees the labs and nothing else; break-glass
+is announced; patients are refused."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.conftest import API, web_login
+from tests.imaging.conftest import dicom_bytes, register_model, upload_study
 from tests.prescriptions.conftest import rx_body
 from tests.records.test_summary import add
 
@@ -32,6 +34,10 @@ def test_the_consultation_view_follows_consent(client: TestClient, make: Any, si
     assert note.status_code == 201, note.text
     prescribed = client.post(f"{API}/prescriptions", json=rx_body(patient), headers=headers)
     assert prescribed.status_code == 201, prescribed.text
+    register_model("chest_xray")
+    study = upload_study(doctor, pid, dicom_bytes(), "chest.dcm")
+    analysed = client.post(f"{API}/imaging/studies/{study}/analyses", json={}, headers=headers)
+    assert analysed.status_code == 202, analysed.text
 
     web_login(client, doctor)
     page = client.get(f"/patients/{pid}/consult")
@@ -44,6 +50,11 @@ def test_the_consultation_view_follows_consent(client: TestClient, make: Any, si
     assert "Anxiety follow-up" not in page.text
     assert 'data-testid="hidden-categories"' in page.text
     assert 'data-testid="tasks"' in page.text
+    assert page.text.count('data-testid="imaging-study"') == 1
+    assert f'href="/imaging/analyses/{analysed.json()["id"]}"' in page.text
+    assert 'data-testid="top-finding"' in page.text
+    assert "Demonstration only" in page.text
+    assert "No scanned documents" in page.text
 
     outsider = make.staff("doctor", make.org())
     body = {"patient_id": str(pid), "categories": ["lab"], "practitioner_id": str(outsider.id)}
@@ -61,6 +72,7 @@ def test_the_consultation_view_follows_consent(client: TestClient, make: Any, si
     ):
         assert hidden not in page.text
     assert "Medications are not shared with you." in page.text
+    assert 'data-testid="imaging-study"' not in page.text  # imaging is not among the consented categories
     assert 'data-testid="tasks"' not in page.text  # a consent reads, it does not join the care team
 
     client.cookies.clear()

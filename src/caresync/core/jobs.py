@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
@@ -28,6 +28,7 @@ from caresync.db import Base, IdMixin, UTCDateTime, on_commit, session_factory, 
 
 log = logging.getLogger(__name__)
 STATUSES = ("queued", "running", "succeeded", "failed")
+_Row = TypeVar("_Row", bound=Base)
 
 
 class Job(IdMixin, Base):
@@ -128,6 +129,26 @@ def safe_message(exc: Exception) -> str:
     from caresync.core.errors import DomainError
 
     return exc.detail if isinstance(exc, DomainError) else "The job failed; the error was logged."
+
+
+def subject_of(session: Session, model: type[_Row], row_id: uuid.UUID, what: str) -> _Row:
+    """The row a job works on (a scan, a consultation, an analysis); 404 "The <what> was deleted." if it is
+    gone by the time the job runs."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"The {what} was deleted.")
+    return row
+
+
+def mark_failed(model: type[Any], row_id: uuid.UUID, message: str, **fields: Any) -> None:
+    """In its own transaction, mark the row a job works on ``failed`` with the message people may see
+    (cut to 300 characters), and set ``fields`` too; nothing if the row is gone."""
+    with transaction(session_factory()) as session:
+        row = session.get(model, row_id)
+        if row is not None:
+            row.status, row.error = "failed", message[:300]
+            for name, value in fields.items():
+                setattr(row, name, value)
 
 
 def submit(session: Session, owner: Principal, task: Any, **kwargs: Any) -> Job:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Integer, String
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from caresync.config import get_settings
@@ -111,8 +112,11 @@ def put(
             handle.write(blob)
         os.replace(tmp, path)  # atomic: readers never see half a file
     if session.get(StoredFile, sha) is None:
-        session.add(StoredFile(sha256=sha, size=len(data), media_type=media_type, created_at=utcnow()))
-        session.flush()
+        # ON CONFLICT DO NOTHING: two transactions storing the same content at once both succeed
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        row = {"sha256": sha, "size": len(data), "media_type": media_type, "created_at": utcnow()}
+        session.execute(insert(StoredFile).values(**row).on_conflict_do_nothing(index_elements=["sha256"]))
     return StoredObject(sha256=sha, size=len(data), media_type=media_type)
 
 

@@ -1,6 +1,7 @@
 """The consultation view: one page per patient for the doctor at the visit — the clinical summary
 (allergies, problems, medications, latest vital signs), active prescriptions with their adherence, recent
-records, notes and tasks, and the places where imaging results and scanned documents will appear."""
+records, notes and tasks, the latest imaging studies with their AI findings, and the latest scanned
+documents."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from fastapi.responses import Response
 
 from caresync.core.errors import Forbidden
 from caresync.core.rbac import CLINICIANS
+from caresync.documents.scans import service as scans
+from caresync.imaging.studies import service as imaging
 from caresync.prescriptions.access import CATEGORY as MEDICATIONS
 from caresync.prescriptions.adherence.service import patient_adherence
 from caresync.prescriptions.service import progress
@@ -21,6 +24,7 @@ from caresync.web.deps import Db
 from caresync.web.pagekit import PageUser, render_page
 
 router = APIRouter(include_in_schema=False)
+LATEST = 4  # imaging studies and scanned documents shown
 
 
 @router.get("/patients/{patient_id}/consult")
@@ -43,5 +47,7 @@ def consultation(request: Request, db: Db, principal: PageUser, patient_id: uuid
         "coordinates": coordinates,
         "adherence": adherence,
         "progress": progress,
+        "studies": imaging.of_patient(db, principal, patient_id)[:LATEST],
+        "scans": scans.inbox(db, principal, patient_id=patient_id, limit=LATEST).items,
     }
     return render_page(request, db, principal, "records/consult.html", context)

@@ -364,7 +364,7 @@ def run_transcription(consultation_id: uuid.UUID, progress: Progress) -> dict[st
     from caresync.documents import transcription
 
     with transaction(session_factory()) as session:
-        consultation = _consultation(session, consultation_id)
+        consultation = jobs.subject_of(session, Consultation, consultation_id, "consultation")
         consultation.status = "transcribing"
         data = storage.get(consultation.audio_sha256)
         suffix = EXTENSIONS[consultation.media_type]
@@ -377,12 +377,12 @@ def run_transcription(consultation_id: uuid.UUID, progress: Progress) -> dict[st
             with transaction(session_factory()) as session:
                 return _keep(session, consultation_id, transcript)
         except Exception as exc:
-            _fail(consultation_id, jobs.safe_message(exc))
+            jobs.mark_failed(Consultation, consultation_id, jobs.safe_message(exc))
             raise
 
 
 def _keep(session: Session, consultation_id: uuid.UUID, transcript: Transcript) -> dict[str, object]:
-    consultation = _consultation(session, consultation_id)
+    consultation = jobs.subject_of(session, Consultation, consultation_id, "consultation")
     principal = acting_user(session, consultation.clinician_id)
     consultation.duration_s = transcript.duration
     consultation.segments = [
@@ -439,17 +439,3 @@ def draft_of(summary: Summary) -> dict[str, Any]:
         "facts": dataclasses.asdict(summary.facts),
         "text": render_text(summary),
     }
-
-
-def _consultation(session: Session, consultation_id: uuid.UUID) -> Consultation:
-    consultation = session.get(Consultation, consultation_id)
-    if consultation is None:
-        raise NotFound("The consultation was deleted.")
-    return consultation
-
-
-def _fail(consultation_id: uuid.UUID, message: str) -> None:
-    with transaction(session_factory()) as session:
-        consultation = session.get(Consultation, consultation_id)
-        if consultation is not None:
-            consultation.status, consultation.error = "failed", message[:300]

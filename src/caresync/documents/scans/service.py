@@ -230,14 +230,14 @@ def run_ocr(scan_id: uuid.UUID, progress: Progress) -> dict[str, object]:
     from caresync.documents.ocr import engine
 
     with transaction(session_factory()) as session:
-        scan = _scan(session, scan_id)
+        scan = jobs.subject_of(session, DocumentScan, scan_id, "scanned document")
         scan.status = "processing"
         data = storage.get(scan.original_sha256)
         media_type = scan.media_type
 
     def on_page(done: int, total: int) -> None:
         with transaction(session_factory()) as session:
-            row = _scan(session, scan_id)
+            row = jobs.subject_of(session, DocumentScan, scan_id, "scanned document")
             row.page_count, row.pages_done = total, done
         progress(done, total)
 
@@ -250,12 +250,12 @@ def run_ocr(scan_id: uuid.UUID, progress: Progress) -> dict[str, object]:
             with transaction(session_factory()) as session:
                 return _file(session, scan_id, result, output.read_bytes())
         except Exception as exc:
-            _fail(scan_id, jobs.safe_message(exc))
+            jobs.mark_failed(DocumentScan, scan_id, jobs.safe_message(exc), completed_at=utcnow())
             raise
 
 
 def _file(session: Session, scan_id: uuid.UUID, result: OcrResult, pdf: bytes) -> dict[str, object]:
-    scan = _scan(session, scan_id)
+    scan = jobs.subject_of(session, DocumentScan, scan_id, "scanned document")
     principal = acting_user(session, scan.uploaded_by)
     pages = result.pages
     scan.pages = [
@@ -291,17 +291,3 @@ def _file(session: Session, scan_id: uuid.UUID, result: OcrResult, pdf: bytes) -
         detail={"pages": len(pages), "needs_review": review, "skipped": scan.ocr_skipped},
     )
     return {"scan_id": str(scan.id), "record_id": str(record.id), "pages": len(pages), "needs_review": review}
-
-
-def _scan(session: Session, scan_id: uuid.UUID) -> DocumentScan:
-    scan = session.get(DocumentScan, scan_id)
-    if scan is None:
-        raise NotFound("The scanned document was deleted.")
-    return scan
-
-
-def _fail(scan_id: uuid.UUID, message: str) -> None:
-    with transaction(session_factory()) as session:
-        scan = session.get(DocumentScan, scan_id)
-        if scan is not None:
-            scan.status, scan.error, scan.completed_at = "failed", message[:300], utcnow()

@@ -69,13 +69,7 @@ def register(
 
     spec = catalog.get_task(task)
     weights = networks.save_weights(result.model)
-    try:
-        with session.begin_nested():
-            stored = storage.put(
-                session, weights, allowed_types={"application/zip"}, max_bytes=MAX_WEIGHTS_BYTES
-            )
-    except IntegrityError:  # a concurrent registration stored the very same weights first: use them
-        stored = storage.put(session, weights, allowed_types={"application/zip"}, max_bytes=MAX_WEIGHTS_BYTES)
+    stored = storage.put(session, weights, allowed_types={"application/zip"}, max_bytes=MAX_WEIGHTS_BYTES)
     card = model_card(result, spec, data_source, intended_use, demonstration, splits)
     model = _insert_next_version(
         session,

@@ -237,15 +237,18 @@ def _header_image(study: ImagingStudy) -> images.ImageData:
     )
 
 
-def _choose_task(study: ImagingStudy, task: str | None) -> Task:
-    """The task asked for, or the only one the study fits (422 when none or several do)."""
+def _choose_task(session: Session, study: ImagingStudy, task: str | None) -> Task:
+    """The task asked for; else the only one the study fits, or the only fitting one a model serves (422
+    when none fits, or several do and it is not clear which)."""
     if task:
         chosen = catalog.get_task(task)
         images.check_contract(_header_image(study), chosen)
         return chosen
     fitting = tasks_of(study)
-    if len(fitting) == 1:
-        return fitting[0]
+    serving = registry.serving(session)
+    served = [t for t in fitting if t.key in serving]
+    if len(fitting) == 1 or len(served) == 1:
+        return fitting[0] if len(fitting) == 1 else served[0]
     if not fitting:
         found = f"a {'colour' if study.channels == 3 else 'greyscale'} image"
         if study.modality:
@@ -271,7 +274,7 @@ def analyse(
     require(session, principal, Perm.IMAGING_ANALYSE, action)
     study = get(session, principal, study_id, action)
     authorize_patient(session, principal, study.patient_id, Perm.PATIENT_WRITE, action)
-    chosen = _choose_task(study, task)
+    chosen = _choose_task(session, study, task)
     model = registry.serving_model(session, chosen.key)
     if model is None:
         raise Conflict(f"No model serves {chosen.key} ({chosen.title}) yet; ask an administrator.")
@@ -477,7 +480,7 @@ def run_analysis(analysis_id: uuid.UUID, progress: Progress) -> dict[str, Any]:
     from caresync.imaging import inference  # torch and matplotlib: only the worker needs them
 
     with transaction(session_factory()) as session:
-        analysis = _analysis(session, analysis_id)
+        analysis = jobs.subject_of(session, ImagingAnalysis, analysis_id, "analysis")
         if analysis.status == "done":  # delivered twice: the result stands
             return {"analysis_id": str(analysis_id), "findings": analysis.findings, "already_done": True}
         analysis.status, analysis.started_at = "running", utcnow()
@@ -498,7 +501,7 @@ def run_analysis(analysis_id: uuid.UUID, progress: Progress) -> dict[str, Any]:
         steps = [*image.steps, *_input_steps(image, model.in_channels, model.input_size)]
         with transaction(session_factory()) as session:
             heat = storage.put(session, png, allowed_types=PREVIEW_TYPES)
-            row = _analysis(session, analysis_id)
+            row = jobs.subject_of(session, ImagingAnalysis, analysis_id, "analysis")
             row.probabilities = {label: float(p) for label, p in prediction.probabilities.items()}
             row.findings = list(prediction.findings)
             row.heatmap_sha256 = heat.sha256
@@ -515,7 +518,7 @@ def run_analysis(analysis_id: uuid.UUID, progress: Progress) -> dict[str, Any]:
                 detail={"task": row.task, "model_id": str(model.id), "findings": row.findings},
             )
     except Exception as exc:
-        _fail(analysis_id, jobs.safe_message(exc))
+        jobs.mark_failed(ImagingAnalysis, analysis_id, jobs.safe_message(exc), completed_at=utcnow())
         raise
     return {
         "analysis_id": str(analysis_id),
@@ -533,17 +536,3 @@ def _input_steps(image: images.ImageData, channels: int, size: int) -> list[str]
         steps.append("Greyscale repeated into 3 channels")
     steps.append(f"Resized from {image.width} x {image.height} to {size} x {size} (aspect not kept)")
     return steps
-
-
-def _analysis(session: Session, analysis_id: uuid.UUID) -> ImagingAnalysis:
-    analysis = session.get(ImagingAnalysis, analysis_id)
-    if analysis is None:
-        raise NotFound("The analysis was deleted.")
-    return analysis
-
-
-def _fail(analysis_id: uuid.UUID, message: str) -> None:
-    with transaction(session_factory()) as session:
-        analysis = session.get(ImagingAnalysis, analysis_id)
-        if analysis is not None:
-            analysis.status, analysis.error, analysis.completed_at = "failed", message[:300], utcnow()

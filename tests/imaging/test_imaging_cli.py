@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from caresync.cli import app
 from caresync.core.audit import AuditEntry
 from caresync.db import session_factory, transaction
+from caresync.imaging.cli import SAMPLE_DICOM
 from caresync.imaging.models import ImagingModel
 from caresync.imaging.registry import service
 
@@ -39,6 +40,18 @@ def pneumonia_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.no_db
+def test_samples_are_images_the_upload_accepts(tmp_path: Path) -> None:
+    from caresync.imaging import images
+
+    code, output = run("samples", str(tmp_path / "samples"))
+    assert code == 0, output
+    written = sorted(path.name for path in (tmp_path / "samples").iterdir())
+    assert written == sorted([*SAMPLE_DICOM, "skin-lesion-synthetic.png"])
+    chest = images.decode((tmp_path / "samples" / "chest-xray-cr.dcm").read_bytes())
+    assert (chest.modality, chest.body_part, chest.width, chest.height) == ("CR", "CHEST", 1841, 1955)
+    assert images.decode((tmp_path / "samples" / "skin-lesion-synthetic.png").read_bytes()).channels == 3
+
+
 def test_make_synthetic_writes_a_medmnist_file(pneumonia_npz: Path) -> None:
     with np.load(pneumonia_npz) as npz:
         assert sorted(npz.files) == sorted(

@@ -225,6 +225,35 @@ def tasks() -> None:
             )
 
 
+# name to write -> the pydicom-data file: real DICOM images to try the upload with
+SAMPLE_DICOM = {
+    "chest-xray-cr.dcm": "RG1_UNCI.dcm",  # CR, MONOCHROME1, 1955x1841, uncompressed
+    "chest-xray-cr-jpeg2000.dcm": "RG1_J2KR.dcm",  # the same kind of image, JPEG 2000 lossless
+    "ct-slice.dcm": "CT_small.dcm",
+    "mr-slice-jpeg-ls.dcm": "MR_small_jpeg_ls_lossless.dcm",
+    "ultrasound-colour.dcm": "US1_J2KR.dcm",
+}
+SAMPLE_PHOTO = "skin-lesion-synthetic.png"
+
+
+@imaging_app.command()
+def samples(
+    out: Annotated[Path, typer.Argument(help="The folder to write the images to")],
+) -> None:
+    """Write sample images to try the imaging upload with: real DICOM files that ship with pydicom-data (a
+    CR chest X-ray, a CT and an MR slice, a colour ultrasound) and a generated dermatology photograph."""
+    from pydicom.data import get_testdata_file
+
+    from caresync.imaging import catalog, synthetic
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, shipped in SAMPLE_DICOM.items():
+        (out / name).write_bytes(Path(str(get_testdata_file(shipped))).read_bytes())
+    skin = catalog.get_task("dermatology")
+    (out / SAMPLE_PHOTO).write_bytes(synthetic.example_png(skin, "melanoma", size=256))
+    typer.echo(f"wrote {len(SAMPLE_DICOM) + 1} images to {out}: {', '.join([*SAMPLE_DICOM, SAMPLE_PHOTO])}")
+
+
 @imaging_app.command("make-synthetic")
 def make_synthetic(
     task: TaskOption,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from caresync.core.errors import DomainError, UnsupportedMedia, ValidationFailed
 from caresync.imaging.images import decode
@@ -192,14 +192,14 @@ BAD = [
         "its content is of no recognised format",
     ),
     ("TIFF", encode(Image.fromarray(GRADIENT), "TIFF"), UnsupportedMedia, "its content is image/tiff"),
-    ("PNG cut in half", PNG[: len(PNG) // 2], ValidationFailed, "The PNG file is truncated or damaged"),
+    ("PNG cut in half", PNG[: len(PNG) // 2], ValidationFailed, "The PNG file is truncated"),
     (
         "PNG header only",
         PNG[:40],
         ValidationFailed,
-        "The PNG file is truncated or damaged: its header cannot be read",
+        "The PNG file is truncated",
     ),
-    ("JPEG cut in half", JPEG[: len(JPEG) // 2], ValidationFailed, "The JPEG file is truncated or damaged"),
+    ("JPEG cut in half", JPEG[: len(JPEG) // 2], ValidationFailed, "The JPEG file is truncated"),
     (
         "tiny PNG",
         encode(Image.fromarray(GRADIENT[:20])),
@@ -220,6 +220,15 @@ BAD = [
         "too many pixels to decode safely; the limit is 100",
     ),
 ]
+
+
+@pytest.mark.parametrize("data", [PNG[: len(PNG) // 2], PNG[:40], JPEG[: len(JPEG) // 2]])
+def test_truncated_pictures_are_refused_even_where_pillow_would_pad_them(
+    data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # as WeasyPrint sets it for its process
+    with pytest.raises(ValidationFailed, match="file is truncated"):
+        decode(data)
 
 
 @pytest.mark.parametrize(("what", "data", "error", "words"), BAD, ids=[case[0] for case in BAD])

@@ -34,6 +34,8 @@ def decode_raster(data: bytes, media_type: str) -> ImageData:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image: Image.Image = Image.open(BytesIO(data), formats=[kind])
             check_size(*image.size)
+            if not _complete(data, kind):
+                raise ValidationFailed(f"The {kind} file is truncated: it ends before the image does.")
             image.load()
     except Image.DecompressionBombError:  # Pillow's own limit, above ours, hit while reading the header
         raise ValidationFailed(
@@ -52,6 +54,15 @@ def decode_raster(data: bytes, media_type: str) -> ImageData:
         image = ImageOps.exif_transpose(image)
         steps.append(f"EXIF orientation {orientation}: {_ORIENTATIONS[orientation]} to stand upright")
     return finish(_pixels(image, steps), steps, media_type)
+
+
+def _complete(data: bytes, kind: str) -> bool:
+    """Whether the file holds the whole image: a PNG's closing IEND chunk, or an end-of-image marker after a
+    JPEG's last scan (entropy-coded data never holds one). Pillow's own check is off in any process that has
+    imported WeasyPrint, which sets the process-wide ``ImageFile.LOAD_TRUNCATED_IMAGES``."""
+    if kind == "PNG":
+        return b"IEND" in data[-4096:]
+    return data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda")
 
 
 def _pixels(image: Image.Image, steps: list[str]) -> np.ndarray:

@@ -226,7 +226,8 @@ def test_live_fragments_show_progress_then_the_result(
     live = client.get(f"/imaging/analyses/{analysis_id}/live")
     assert live.status_code == 200
     assert f'hx-get="/imaging/analyses/{analysis_id}/live"' in live.text
-    assert 'hx-trigger="every 1s"' in live.text
+    assert 'hx-trigger="job-update, every 2s"' in live.text  # app.js fires job-update on the job's events
+    assert f'data-job-id="{job.id}"' in live.text
     assert 'aria-valuenow="40"' in live.text
     assert "Analysing: Running basic_cnn v1 (40 %)" in live.text
     assert "<html" not in live.text  # a fragment

@@ -33,6 +33,13 @@
       // Pages may handle any event (cancelling it when they show it themselves, e.g. an open conversation).
       var live = new CustomEvent("caresync:live", { detail: data, cancelable: true });
       var unhandled = document.dispatchEvent(live);
+      // A job's progress, pushed to its owner: fragments that follow that job (data-job-id) refresh at
+      // once; their slower polling remains for everyone else watching.
+      if (data.type === "job" && window.htmx) {
+        document.querySelectorAll('[data-job-id="' + data.id + '"]').forEach(function (element) {
+          window.htmx.trigger(element, "job-update");
+        });
+      }
       if (data.type === "message" && unhandled) {
         toast("New message", "/messages/" + encodeURIComponent(data.thread_id));
         refreshMessagesBadge();

@@ -300,7 +300,9 @@ def test_the_doctor_names_the_speakers_and_the_transcript_shows_them(
     assert back.json()["speaker_names"][other_label] == other_label.capitalize()  # the label again
     with tx() as session:
         renames = session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "document.consultation.rename")
+            select(AuditEntry)
+            .where(AuditEntry.action == "document.consultation.rename")
+            .order_by(AuditEntry.seq)
         )
         assert [json.loads(e.detail) for e in renames] == [
             {"speakers": sorted(names)},

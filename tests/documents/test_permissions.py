@@ -238,6 +238,9 @@ PAGE_CASES: dict[tuple[str, str], Case[World]] = {
     ("GET", "/documents/search/open/{record_id}"): Case(
         pages(readers(200)), path=_record_path, query=lambda _w: {"q": "pneumonia"}, foreign=_foreign_record
     ),
+    ("GET", "/documents/search/open/{record_id}/file"): Case(
+        pages(readers(200)), path=_record_path, query=lambda _w: {"q": "pneumonia"}, foreign=_foreign_record
+    ),
     ("GET", "/patients/{patient_id}/consultations/new"): Case(
         pages({**only(200, *CARERS, others=404), "patient": 200}),
         path=_patient_path,

@@ -51,7 +51,6 @@ from caresync.imaging.registry import service as registry
 from caresync.records.consent import read_scope
 from caresync.scheduling.booking import appointment_belongs_to
 
-IMAGE_TYPES = ("application/dicom", "image/png", "image/jpeg")
 PREVIEW_TYPES = ("image/png",)
 EXTENSIONS = {"application/dicom": "dcm", "image/png": "png", "image/jpeg": "jpg"}
 STUDY_CATEGORY = "procedure"  # the record category whose consent opens a patient's imaging studies
@@ -90,7 +89,7 @@ def upload(
         raise TooLarge(f"The file is {len(data):,} bytes; the limit is {limit:,} bytes.")
     image = images.decode(data)
     preview = images.preview_png(image)
-    original = storage.put(session, data, allowed_types=IMAGE_TYPES)
+    original = storage.put(session, data, allowed_types=images.MEDIA_TYPES)
     stored_preview = storage.put(session, preview, allowed_types=PREVIEW_TYPES)
     assert principal.user_id is not None  # authorize_patient lets only signed-in users write
     study = ImagingStudy(

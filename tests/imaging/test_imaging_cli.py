@@ -115,7 +115,8 @@ def test_train_registers_serves_lists_and_switches(pneumonia_npz: Path) -> None:
     assert output.strip() == f"pneumonia is now served by version 2 ({second.id})"
     with transaction(session_factory()) as s:
         assert service.serving_model(s, "pneumonia").id == second.id  # type: ignore[union-attr]
-        switch = s.scalars(select(AuditEntry).where(AuditEntry.action == "imaging.model.serve")).all()[-1]
+        serves = select(AuditEntry).where(AuditEntry.action == "imaging.model.serve").order_by(AuditEntry.seq)
+        switch = s.scalars(serves).all()[-1]
         assert switch.actor_name == "caresync imaging CLI"
         assert '"from_version": 1' in switch.detail
 

@@ -93,6 +93,7 @@ SHIPPED = [
     ("MR_small_RLE.dcm", (64, 64), 1, "MR", None, "Window centre 600, width 1600"),
     ("MR_small_jpeg_ls_lossless.dcm", (64, 64), 1, "MR", None, "Window centre 600, width 1600"),
     ("JPEG2000.dcm", (1024, 256), 1, "NM", "WHOLE BODY", "No window in the file"),
+    ("JPEG-LL.dcm", (1024, 256), 1, "NM", "WHOLE BODY", "No window in the file"),  # JPEG lossless, process 14
     ("US1_J2KR.dcm", (480, 640, 3), 3, "US", None, "Colour converted from YBR_RCT to RGB"),
     ("SC_rgb_jpeg_dcmtk.dcm", (100, 100, 3), 3, "OT", None, "Colour converted from YBR_FULL to RGB"),
     (

@@ -110,6 +110,7 @@ API_CASES: dict[tuple[str, str], Case[World]] = {
         json=lambda _w: {"verdict": "corrected", "labels": ["pneumonia"]},
         foreign=_foreign_analysis,
     ),
+    ("GET", f"{IMG}/feedback"): Case(only(200, "admin"), query=lambda _w: {"task": "pneumonia"}),
 }
 
 

@@ -109,6 +109,12 @@ def test_upload_analyse_and_review_a_chest_x_ray(
     worklist = client.get(f"{IMG}/analyses", headers=nurse).json()
     assert [a["id"] for a in worklist["items"]] == [analysis["id"]]
     assert (worklist["total"], worklist["next_page"]) == (1, None)
+    exported = client.get(f"{IMG}/feedback", params={"task": "pneumonia"}, headers=sign_in(cast["admin"]))
+    assert exported.status_code == 200, exported.text
+    assert [(row["verdict"], row["labels"], row["model_id"]) for row in exported.json()] == [
+        ("corrected", ["pneumonia"], analysis["model"]["id"])
+    ]
+    assert "patient_id" not in exported.json()[0]
 
 
 def test_bad_uploads_get_a_clear_4xx(client: TestClient, cast: Cast, sign_in: Any) -> None:

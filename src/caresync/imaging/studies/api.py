@@ -15,6 +15,7 @@ from caresync.imaging.studies.schemas import (
     AnalyseIn,
     AnalysisOut,
     AnalysisPage,
+    FeedbackExport,
     FeedbackIn,
     StudyList,
     StudyOut,
@@ -148,5 +149,15 @@ def feedback(analysis_id: uuid.UUID, body: FeedbackIn, principal: CurrentUser, d
     )
     analysis = given.analysis
     out = AnalysisOut.of(analysis, service.jobs_of(db, [analysis]).get(analysis.id))
+    db.commit()
+    return out
+
+
+@router.get("/feedback", response_model=list[FeedbackExport])
+def export_feedback(
+    principal: CurrentUser, db: Db, task: Annotated[str, Query(max_length=40)]
+) -> list[FeedbackExport]:
+    """The doctors' verdicts on a task's analyses in your organisation, for retraining (admins)."""
+    out = [FeedbackExport.model_validate(row) for row in service.export_feedback(db, principal, task)]
     db.commit()
     return out

@@ -219,3 +219,15 @@ class AnalysisPage(BaseModel):
     page: int
     next_page: int | None
     total: int | None
+
+
+class FeedbackExport(BaseModel):
+    """One doctor's verdict as training data: the study's file (by content address, no patient identifier),
+    the labels held true (empty: normal), the verdict, and the model and findings it judged."""
+
+    file_sha256: str
+    media_type: str
+    labels: list[str]
+    verdict: str
+    model_id: uuid.UUID
+    findings: list[str]

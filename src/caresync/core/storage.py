@@ -88,15 +88,21 @@ def _path(sha256: str) -> Path:
     return get_settings().ensure_var_dir() / "files" / sha256[:2] / sha256[2:]
 
 
+def check_size(data: bytes, max_bytes: int | None = None) -> None:
+    """422 for an empty upload, 413 for one over ``max_bytes`` (default: the configured upload limit); for
+    callers that must check before they decode, as :func:`put` checks before it stores."""
+    limit = max_bytes or get_settings().max_upload_bytes
+    if not data:
+        raise ValidationFailed("The file is empty.", extra={"field": "file"})
+    if len(data) > limit:
+        raise TooLarge(f"The file is {len(data):,} bytes; the limit is {limit:,} bytes.")
+
+
 def put(
     session: Session, data: bytes, *, allowed_types: Iterable[str], max_bytes: int | None = None
 ) -> StoredObject:
     """Check and store ``data``; returns its address. Raises 413/415/422 for unacceptable uploads."""
-    limit = max_bytes or get_settings().max_upload_bytes
-    if not data:
-        raise ValidationFailed("The file is empty.")
-    if len(data) > limit:
-        raise TooLarge(f"The file is {len(data):,} bytes; the limit is {limit:,} bytes.")
+    check_size(data, max_bytes)
     allowed = set(allowed_types)
     media_type = sniff(data)
     if media_type not in allowed:

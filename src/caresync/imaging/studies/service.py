@@ -24,10 +24,9 @@ from PIL import Image
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from caresync.config import get_settings
 from caresync.core import audit, jobs, storage
 from caresync.core.auth import Principal, system_principal
-from caresync.core.errors import Conflict, NotFound, TooLarge, ValidationFailed
+from caresync.core.errors import Conflict, NotFound, ValidationFailed
 from caresync.core.pagination import Page
 from caresync.core.rbac import (
     Perm,
@@ -82,11 +81,7 @@ def upload(
         raise ValidationFailed(
             "That appointment is not one of this patient's.", extra={"field": "appointment_id"}
         )
-    if not data:
-        raise ValidationFailed("The file is empty.", extra={"field": "file"})
-    limit = get_settings().max_upload_bytes
-    if len(data) > limit:
-        raise TooLarge(f"The file is {len(data):,} bytes; the limit is {limit:,} bytes.")
+    storage.check_size(data)  # before decoding it
     image = images.decode(data)
     preview = images.preview_png(image)
     original = storage.put(session, data, allowed_types=images.MEDIA_TYPES)

@@ -33,7 +33,6 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from caresync.core.auth import Principal
 from caresync.core.errors import DomainError
 from caresync.core.rbac import cared_for_patient_ids
 from caresync.db import session_factory, transaction
@@ -43,6 +42,7 @@ from caresync.documents.models import DocumentScan
 from caresync.documents.scans import service as scans
 from caresync.documents.search import service as search
 from caresync.identity.models import Patient, User
+from caresync.identity.service import acting_user
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,9 @@ def load(
                 samples.digital_pdf([text], path)
             uploader = nurse if patient.id in nurse_cares and not scanned else doctor
             request = scans.ScanUpload(patient.id, letter.title, letter.category, f"{letter.title}.pdf")
-            uploaded.append(scans.upload(session, _principal(uploader), request, path.read_bytes()).id)
+            uploaded.append(
+                scans.upload(session, acting_user(session, uploader.id), request, path.read_bytes()).id
+            )
         recorded = _record_consultation(session, doctor, chosen[0], Path(folder))
     return DocumentsDemo(tuple(uploaded), recorded)
 
@@ -223,18 +225,16 @@ def _record_consultation(
         log.warning("The demo's recorded consultation is left out: espeak-ng is not installed.")
         return ()
     dialogue = samples.synthesise(folder, CONSULTATION)
-    consultation = consultations.record(session, _principal(doctor), patient.id, dialogue.path.read_bytes())
+    consultation = consultations.record(
+        session, acting_user(session, doctor.id), patient.id, dialogue.path.read_bytes()
+    )
     return (consultation.id,)
 
 
 def _cared_for(session: Session, user: User, patients: Sequence[Patient]) -> list[Patient]:
     """Those of ``patients`` whose care team ``user`` belongs to (as permissions count it), in order."""
-    ids = set(session.scalars(cared_for_patient_ids(_principal(user))))
+    ids = set(session.scalars(cared_for_patient_ids(acting_user(session, user.id))))
     return [p for p in patients if p.id in ids]
-
-
-def _principal(user: User) -> Principal:
-    return Principal(user.id, user.role, user.full_name, user.organisation_id)
 
 
 def _age(patient: Patient, today: date) -> int:

@@ -31,10 +31,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from caresync.core.auth import Principal
 from caresync.core.rbac import cared_for_patient_ids
 from caresync.db import session_factory, transaction
 from caresync.identity.models import Patient, User
+from caresync.identity.service import acting_user
 from caresync.imaging import catalog
 from caresync.imaging.models import ImagingAnalysis, ImagingModel
 
@@ -135,12 +135,12 @@ def load(
 
     trained = train_models(session, size=size, per_class=per_class, epochs=epochs, seed=seed)
     models = tuple(model.id for model in trained)
-    in_care = set(session.scalars(cared_for_patient_ids(_principal(doctor))))
+    principal = acting_user(session, doctor.id)
+    in_care = set(session.scalars(cared_for_patient_ids(principal)))
     patient = next((p for p in patients if p.id in in_care), None)
     if patient is None:
         log.warning("The imaging demo studies are left out: the demo doctor cares for no patient.")
         return ImagingDemo(models, (), ())
-    principal = _principal(doctor)
     xray = Path(str(get_testdata_file(CHEST_XRAY_FILE))).read_bytes()
     photo = synthetic.example_png(catalog.get_task(SKIN), SKIN_LABEL, size=256, seed=seed)
     uploads = (
@@ -177,7 +177,3 @@ def process(loaded: ImagingDemo) -> float:
             if outcome is not None and outcome.status != "done":
                 log.warning("Demo imaging analysis %s failed: %s", analysis_id, outcome.error)
     return time.perf_counter() - started
-
-
-def _principal(user: User) -> Principal:
-    return Principal(user.id, user.role, user.full_name, user.organisation_id)

@@ -279,6 +279,11 @@ def serving(session: Session) -> dict[str, ImagingModel]:
     return {row.task: row.model for row in rows}
 
 
+def served_tasks(session: Session) -> set[str]:
+    """The tasks a model serves now (one query, no model rows)."""
+    return set(session.scalars(select(ImagingServing.task)))
+
+
 def serving_model(session: Session, task: str) -> ImagingModel | None:
     """The version that answers new analyses of ``task`` now (read fresh each call: no stale cache)."""
     return session.scalars(

@@ -179,11 +179,12 @@ def _patient_page(
     access = authorize_patient(db, principal, patient_id, Perm.PATIENT_READ, "imaging.study.list")
     studies = service.of_patient(db, principal, patient_id)
     analyses = [analysis for study in studies for analysis in study.analyses]
+    served = registry.served_tasks(db)
     choose = request.query_params.get("choose", "")
     context = {
         "patient": patients.get_patient(db, principal, patient_id),
         "studies": studies,
-        "fitting": {study.id: _task_choices(db, study) for study in studies},
+        "fitting": {study.id: _task_choices(study, served) for study in studies},
         "choose": choose,
         "can_upload": access is not Access.CONSENT,  # a consent lets a clinician read, never add
         "jobs": service.jobs_of(db, analyses),
@@ -233,9 +234,9 @@ def _analysis_page(
     return render_page(request, db, principal, f"{T}/{template}", context, status_code)
 
 
-def _task_choices(db: Session, study: ImagingStudy) -> list[tuple[catalog.Task, bool]]:
-    """The tasks whose contract the study fits, each with whether a model serves it now."""
-    return [(task, registry.serving_model(db, task.key) is not None) for task in service.tasks_of(study)]
+def _task_choices(study: ImagingStudy, served: set[str]) -> list[tuple[catalog.Task, bool]]:
+    """The tasks whose contract the study fits, each with whether a model serves it now (``served``)."""
+    return [(task, task.key in served) for task in service.tasks_of(study)]
 
 
 def _uuid_or_none(value: str | None, field: str) -> uuid.UUID | None:

@@ -239,8 +239,8 @@ def _choose_task(session: Session, study: ImagingStudy, task: str | None) -> Tas
         images.check_contract(_header_image(study), chosen)
         return chosen
     fitting = tasks_of(study)
-    serving = registry.serving(session)
-    served = [t for t in fitting if t.key in serving]
+    served_tasks = registry.served_tasks(session)
+    served = [t for t in fitting if t.key in served_tasks]
     if len(fitting) == 1 or len(served) == 1:
         return fitting[0] if len(fitting) == 1 else served[0]
     if not fitting:

@@ -168,7 +168,7 @@ def audit_entries(action: str, outcome: str = "success") -> list[AuditEntry]:
         ({"issued_on": TODAY, "expires_on": TODAY}, PDF, ValidationFailed, "expires_on"),
         ({}, b"just some text", DomainError, "415"),
         ({}, bytes(range(256)), DomainError, "415"),
-        ({}, b"", ValidationFailed, None),
+        ({}, b"", ValidationFailed, "file"),
     ],
     ids=[
         "number-too-short",

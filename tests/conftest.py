@@ -527,25 +527,43 @@ def sign_in(client: TestClient) -> Callable[[Person], dict[str, str]]:
     return lambda person: login(client, person.email, person.password)
 
 
-@dataclass
 class Cast:
-    """One person of every role in one hospital, plus a second patient nobody in it cares for."""
+    """One person of every role in one hospital, plus a second patient nobody in it cares for.
 
-    org: Organisation
-    people: dict[str, Person]
-    other_patient: Patient
+    People are created when a test first asks for them (most tests need two or three of the seven), each in
+    its own transaction: ask for them before opening one of your own (on SQLite it would hold the write lock)
+    and before anything whose audit sequence or recipients you count; :meth:`everyone` makes them all. The
+    doctor and the nurse arrive caring for the patient."""
+
+    def __init__(self, make: Factory) -> None:
+        self._make = make
+        self._people: dict[str, Person] = {}
+        self._other_patient: Patient | None = None
+        self.org = make.default_org()  # the hospital everyone on the staff works in
+
+    @property
+    def other_patient(self) -> Patient:
+        """A patient without an account whom nobody in the cast cares for."""
+        if self._other_patient is None:
+            self._other_patient = self._make.patient(given_name="Quintessa", family_name="Zwartkopf")
+        return self._other_patient
 
     def __getitem__(self, role: str) -> Person:
-        return self.people[role]
+        if role not in self._people:
+            assert role in ROLES, role
+            person = self._make.user(role)
+            if role in ("doctor", "nurse"):
+                self._make.care(person, self["patient"])
+            self._people[role] = person
+        return self._people[role]
+
+    def everyone(self) -> dict[str, Person]:
+        """Every role's person, made now if not yet (for tests about the whole hospital)."""
+        return {role: self[role] for role in ROLES}
 
 
 @pytest.fixture
 def cast(make: Factory) -> Cast:
-    """Everyone: admin, doctor, nurse, bloodbank_staff, pharmacist, patient, donor. The doctor and nurse
-    care for the patient; ``other_patient`` has no carer."""
-    org = make.default_org()
-    people = {role: make.user(role) for role in ROLES}
-    make.care(people["doctor"], people["patient"])
-    make.care(people["nurse"], people["patient"])
-    other = make.patient(given_name="Quintessa", family_name="Zwartkopf")
-    return Cast(org=org, people=people, other_patient=other)
+    """Everyone: admin, doctor, nurse, bloodbank_staff, pharmacist, patient, donor (``cast[role]``), made on
+    first use. The doctor and nurse care for the patient; ``other_patient`` has no carer."""
+    return Cast(make)

@@ -100,6 +100,7 @@ def test_the_organisations_analytics_viewers_are_told(
     published: list[Any],
 ) -> None:
     elsewhere = make.staff("admin", make.org())
+    cast.everyone()
     response = client.post(URL, json=_body(cast["patient"].patient_id), headers=sign_in(cast["nurse"]))
     assert response.status_code == 201
     recipients = {user_id for user_id, _ in published}

@@ -266,7 +266,7 @@ def test_single_patient_path_equals_the_batch_path_on_the_database(
 def test_care_list_risks_cover_exactly_the_visible_patients(active: str, cast: Cast) -> None:
     """visible_patients_risk: the patients in the caller's care (one query), those the access rule grants
     otherwise (here break-glass), not the others; every listed patient audited once."""
-    doctor = cast["doctor"]
+    doctor, nurse, admin = cast["doctor"], cast["nurse"], cast["admin"]
     stranger = cast.other_patient
     with transaction(session_factory()) as s:
         emergency = patient_service.new_patient(
@@ -290,12 +290,10 @@ def test_care_list_risks_cover_exactly_the_visible_patients(active: str, cast: C
         risks = service.visible_patients_risk(s, principal, listed)
         assert [r.patient_id for r in risks] == [cast["patient"].patient_id, emergency_id]
         assert all(r.version == active for r in risks)
-        nurse = cast["nurse"]
         as_nurse = Principal(nurse.id, nurse.role, nurse.user.full_name, organisation_id=cast.org.id)
         assert [r.patient_id for r in service.visible_patients_risk(s, as_nurse, listed)] == [
             cast["patient"].patient_id
         ]
-        admin = cast["admin"]
         as_admin = Principal(admin.id, admin.role, admin.user.full_name, organisation_id=cast.org.id)
         assert service.visible_patients_risk(s, as_admin, listed) == []
     with transaction(session_factory()) as s:

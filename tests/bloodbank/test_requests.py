@@ -83,7 +83,8 @@ def hdr(cast: Cast, sign_in: Callable[..., Headers]) -> Callable[[str], Headers]
 
 @pytest.fixture
 def typed(cast: Cast) -> Cast:
-    """The cast, its patient typed A+."""
+    """The whole cast (the blood bank's staff are told of orders), its patient typed A+."""
+    cast.everyone()
     set_patient(cast["patient"].patient_id, blood_group="A+")
     return cast
 

@@ -618,8 +618,9 @@ def test_paging_newest_first_with_total(fhir: FhirApi, cast: Cast, sign_in: Sign
 
 def test_the_chain_links_up(fhir: FhirApi, cast: Cast, sign_in: SignIn, tx: Any) -> None:
     patient_id = cast["patient"].patient_id
-    first = record(tx, principal_of(cast["nurse"]), "note.read", patient_id=patient_id)
-    second = record(tx, principal_of(cast["doctor"]), "note.read", patient_id=patient_id)
+    nurse, doctor = principal_of(cast["nurse"]), principal_of(cast["doctor"])  # both made before the reads
+    first = record(tx, nurse, "note.read", patient_id=patient_id)
+    second = record(tx, doctor, "note.read", patient_id=patient_id)
     later, earlier = fhir.search_all("AuditEvent?subtype=note.read", sign_in(cast["patient"]))
     assert int(chain(later)["seq"]) == int(chain(earlier)["seq"]) + 1
     assert chain(later)["prev_hash"] == chain(earlier)["hash"] == first.hash

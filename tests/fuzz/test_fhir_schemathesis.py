@@ -22,31 +22,21 @@ from typing import Any
 import pytest
 import schemathesis
 from fhir.resources.R4B import get_fhir_model_class
-from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from caresync.app import create_app
+from tests.fuzz.schemas import fuzz_settings, load_schema
 
 pytestmark = pytest.mark.fuzz
 
 FHIR_JSON = "application/fhir+json"
-FUZZ_SETTINGS = settings(
-    max_examples=5,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
-ANONYMOUS_SETTINGS = settings(FUZZ_SETTINGS, max_examples=3)
+FUZZ_SETTINGS = fuzz_settings(max_examples=5)
+ANONYMOUS_SETTINGS = fuzz_settings(max_examples=3)
 
 APP = create_app()
-schema = schemathesis.openapi.from_asgi("/fhir/R4/openapi.json", APP)
-schema.config.update(request_timeout=120)  # see test_schemathesis.py: a stalled CI machine is not a finding
-# Without a token every operation stops at the 401 (after reading the body, for create and update): a few
-# random examples per operation suffice, without the coverage phase's hundreds of boundary cases.
-anonymous_schema = schemathesis.openapi.from_asgi("/fhir/R4/openapi.json", APP)
-anonymous_schema.config.update(request_timeout=120)
-anonymous_schema.config.phases.coverage.enabled = False
+schema = load_schema(APP, "/fhir/R4/openapi.json")
+# Without a token every operation stops at the 401 (after reading the body, for create and update).
+anonymous_schema = load_schema(APP, "/fhir/R4/openapi.json", coverage=False)
 
 
 def _validate(resource: dict[str, Any]) -> None:

@@ -386,6 +386,7 @@ def test_clinician_of_another_organisation_does_not_inherit_access(
 def test_admin_cannot_manage_users_of_another_organisation(client: TestClient, cast: Cast, make: Any) -> None:
     elsewhere = make.org("Central Pharmacy", kind="pharmacy")
     foreign = make.staff("pharmacist", elsewhere)
+    cast.everyone()
     headers = login(client, cast["admin"].email, cast["admin"].password)
     response = client.patch(f"/api/v1/admin/users/{foreign.id}", json={"is_active": False}, headers=headers)
     assert response.status_code == 404

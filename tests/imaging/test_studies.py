@@ -108,9 +108,10 @@ BAD_FILES: list[tuple[str, Callable[[], bytes], int, str]] = [
 def test_a_bad_file_is_refused_and_leaves_nothing(
     cast: Cast, tx: Tx, var_dir: Path, name: str, content: Callable[[], bytes], status: int, words: str
 ) -> None:
-    files, rows = _stored_files(var_dir), _count(storage.StoredFile)  # the staff's licences are stored files
+    doctor, patient = cast["doctor"], cast["patient"]
+    files, rows = _stored_files(var_dir), _count(storage.StoredFile)  # the doctor's licence is a stored file
     with pytest.raises(DomainError) as refused:
-        upload_study(cast["doctor"], cast["patient"].patient_id, content(), name)
+        upload_study(doctor, patient.patient_id, content(), name)
     assert refused.value.status == status, refused.value.detail
     assert words in refused.value.detail
     assert (_count(ImagingStudy), _count(storage.StoredFile), _stored_files(var_dir)) == (0, rows, files)

@@ -162,6 +162,8 @@ def process(loaded: ImagingDemo) -> float:
     their job's body (:func:`~caresync.imaging.studies.service.run_analysis`, wrapped so the job row
     shows the outcome too), and return the seconds taken. An analysis that fails is marked failed and
     logged (the job wrapper does not raise); the rest of the demo stands."""
+    if not loaded.analyses:
+        return 0.0  # without importing PyTorch (seconds), as a demo without imaging would
     from caresync.imaging.studies.jobs import analysis_job
 
     started = time.perf_counter()

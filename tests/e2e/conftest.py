@@ -40,6 +40,7 @@ import pytest
 from playwright.sync_api import expect
 
 from caresync.demo import DEMO_PASSWORD, demo_totp_secret
+from tests.scratch_db import scratch_postgres_database
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -76,34 +77,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _postgres_database(base_url: str) -> tuple[str, Any]:
-    """A fresh ``<name>_e2e`` database next to the test database; returns its URL and a drop function."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(base_url)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    name = f"{url.database}_e2e" + (f"_{worker}" if worker else "")
-    conninfo = {
-        "host": url.host or "127.0.0.1",
-        "port": url.port or 5432,
-        "user": url.username,
-        "password": url.password,
-        "dbname": "postgres",
-    }
-    conninfo = {k: v for k, v in conninfo.items() if v is not None}
-
-    def run(sql: str) -> None:
-        with psycopg.connect(**conninfo, autocommit=True) as conn:
-            conn.execute(sql)
-
-    run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    run(f'CREATE DATABASE "{name}"')
-    return url.set(database=name).render_as_string(hide_password=False), lambda: run(
-        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-    )
 
 
 def _server_env(var_dir: Path, database_url: str) -> dict[str, str]:
@@ -147,7 +120,7 @@ def base_url() -> Iterator[str]:
     database_url = ""
     pg_url = os.environ.get("CARESYNC_TEST_DATABASE_URL", "").strip()
     if pg_url:
-        database_url, drop_database = _postgres_database(pg_url)
+        database_url, drop_database = scratch_postgres_database(pg_url, "e2e")
     env = _server_env(var_dir, database_url)
     caresync = str(VENV_BIN / "caresync")
     log = var_dir / "server.log"

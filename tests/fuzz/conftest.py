@@ -19,12 +19,14 @@ os.environ["CARESYNC_RATE_LIMIT_ENABLED"] = "0"
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyotp
 import pytest
+
+from tests.scratch_db import scratch_postgres_database
 
 FUZZ_ENV = (
     "CARESYNC_VAR_DIR",
@@ -39,33 +41,6 @@ DOCTOR = "doctor@riverside.demo.caresync.dev"
 @pytest.fixture(autouse=True)
 def _clean_state() -> None:
     """Replaces the root conftest's per-test table truncation: the fuzzer runs on its own database."""
-
-
-def _postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
-    """A fresh ``<name>_fuzz`` database next to the test database; returns its URL and a drop function."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(base_url)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    name = f"{url.database}_fuzz" + (f"_{worker}" if worker else "")
-    conninfo = {
-        "host": url.host or "127.0.0.1",
-        "port": url.port or 5432,
-        "user": url.username,
-        "password": url.password,
-        "dbname": "postgres",
-    }
-
-    def run(sql: str) -> None:
-        with psycopg.connect(**{k: v for k, v in conninfo.items() if v is not None}, autocommit=True) as conn:
-            conn.execute(sql)
-
-    run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    run(f'CREATE DATABASE "{name}"')
-    return url.set(database=name).render_as_string(hide_password=False), lambda: run(
-        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-    )
 
 
 @dataclass(frozen=True)
@@ -92,7 +67,7 @@ def fuzz_target() -> Iterator[FuzzTarget]:
     drop_database = None
     pg_url = os.environ.get("CARESYNC_TEST_DATABASE_URL", "").strip()
     if pg_url:
-        database_url, drop_database = _postgres_database(pg_url)
+        database_url, drop_database = scratch_postgres_database(pg_url, "fuzz")
     else:
         database_url = f"sqlite:///{var_dir / 'fuzz.db'}"
     os.environ.update(
